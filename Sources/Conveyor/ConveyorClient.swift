@@ -1,0 +1,245 @@
+import ConveyorCore
+import Foundation
+import Logging
+
+/// The entry point for enqueuing and managing jobs.
+///
+/// A client is a cheap value over a ``JobStore``; make one at start-up and share it. Calls are grouped by noun:
+/// `client.jobs.enqueue(_:)`, `client.jobs.cancel(_:)`, `client.queues.pause(_:)`.
+///
+/// ```swift
+/// let store = PostgresJobStore(client: postgres)
+/// let conveyor = ConveyorClient(store: store)
+/// try await conveyor.jobs.enqueue(SendReceipt(orderID: 42), options: .init(queue: "mail"))
+/// ```
+public struct ConveyorClient: Sendable {
+    /// Client settings. Every `var` has a default.
+    public struct Configuration: Sendable {
+        /// The largest encoded arguments accepted, in bytes (default 1 MiB). Larger ones fail with
+        /// `ARGUMENTS_TOO_LARGE` before anything is written.
+        public var maximumArgumentBytes: Int = NewJob.Defaults.maximumArgumentBytes
+        /// Whether an enqueue wakes listening workers through NOTIFY (default `true`). Turn off behind PgBouncer in
+        /// transaction mode, where workers poll.
+        public var notifyOnInsert: Bool = true
+
+        public init() {}
+    }
+
+    /// The storage driver.
+    public let store: any JobStore
+    public let configuration: Configuration
+    public let logger: Logger
+
+    public init(
+        store: any JobStore,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "conveyor.client")
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Applies pending schema migrations; safe to call from many processes at once. Returns the versions applied.
+    @discardableResult
+    public func migrate() async throws -> [Int] {
+        try await self.store.migrate(logger: self.logger)
+    }
+
+    /// Job operations.
+    public var jobs: Jobs { Jobs(client: self) }
+
+    /// Queue operations.
+    public var queues: Queues { Queues(client: self) }
+
+    /// Builds a validated ``NewJob`` from typed arguments and options (used by drivers for transactional enqueue).
+    public func makeNewJob<Arguments: JobArguments>(_ arguments: Arguments, options: JobOptions) throws -> NewJob {
+        let json: String
+        do {
+            let data = try Self.encoder.encode(arguments)
+            json = String(decoding: data, as: UTF8.self)
+        } catch {
+            throw ConveyorError(.malformedArguments, "cannot encode \(Arguments.kind) arguments", underlying: error)
+        }
+        return try NewJob(
+            kind: Arguments.kind,
+            argumentsJSON: json,
+            options: options.merged(over: Arguments.defaultOptions),
+            maximumArgumentBytes: self.configuration.maximumArgumentBytes,
+            argumentsAreTrusted: true
+        )
+    }
+
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+/// A typed enqueue request, for batches that mix job types.
+public struct JobRequest: Sendable {
+    let make: @Sendable (ConveyorClient) throws -> NewJob
+
+    /// Validates and encodes the request with `client`'s settings.
+    public func makeNewJob(for client: ConveyorClient) throws -> NewJob {
+        try self.make(client)
+    }
+
+    public init<Arguments: JobArguments>(_ arguments: Arguments, options: JobOptions = JobOptions()) {
+        self.make = { client in try client.makeNewJob(arguments, options: options) }
+    }
+
+    /// A request from a kind and raw JSON arguments (validated as JSON when the batch is built).
+    public init(kind: String, argumentsJSON: String, options: JobOptions = JobOptions()) {
+        self.make = { client in
+            try NewJob(
+                kind: kind,
+                argumentsJSON: argumentsJSON,
+                options: options,
+                maximumArgumentBytes: client.configuration.maximumArgumentBytes
+            )
+        }
+    }
+}
+
+extension ConveyorClient {
+    /// Enqueue, inspect and control jobs.
+    public struct Jobs: Sendable {
+        /// The client these operations use.
+        public let client: ConveyorClient
+
+        /// Inserts one job; it runs once a worker on its queue is free and its run time has come.
+        ///
+        /// - Returns: The new job, or the existing one when the unique key is taken (`isDuplicate`).
+        /// - Throws: ``ConveyorError`` with a validation code before anything is written, or `DATABASE_ERROR`.
+        @discardableResult
+        public func enqueue<Arguments: JobArguments>(
+            _ arguments: Arguments,
+            options: JobOptions = JobOptions()
+        ) async throws -> EnqueuedJob {
+            let job = try self.client.makeNewJob(arguments, options: options)
+            return try await self.insert([job])[0]
+        }
+
+        /// Inserts a job from its kind and raw JSON arguments (the CLI's path). The JSON must be an object.
+        @discardableResult
+        public func enqueue(
+            kind: String,
+            argumentsJSON: String,
+            options: JobOptions = JobOptions()
+        ) async throws -> EnqueuedJob {
+            let job = try NewJob(
+                kind: kind,
+                argumentsJSON: argumentsJSON,
+                options: options,
+                maximumArgumentBytes: self.client.configuration.maximumArgumentBytes
+            )
+            return try await self.insert([job])[0]
+        }
+
+        /// Inserts many jobs of one type in a single round trip and a single transaction: all or none.
+        @discardableResult
+        public func enqueue<Arguments: JobArguments>(
+            contentsOf arguments: [Arguments],
+            options: JobOptions = JobOptions()
+        ) async throws -> [EnqueuedJob] {
+            let jobs = try arguments.map { try self.client.makeNewJob($0, options: options) }
+            return try await self.insert(jobs)
+        }
+
+        /// Inserts a mixed batch in a single round trip and a single transaction: all or none.
+        @discardableResult
+        public func enqueue(_ requests: [JobRequest]) async throws -> [EnqueuedJob] {
+            let jobs = try requests.map { try $0.make(self.client) }
+            return try await self.insert(jobs)
+        }
+
+        private func insert(_ jobs: [NewJob]) async throws -> [EnqueuedJob] {
+            guard !jobs.isEmpty else { return [] }
+            let result = try await self.client.store.insert(
+                jobs,
+                notify: self.client.configuration.notifyOnInsert,
+                logger: self.client.logger
+            )
+            for job in jobs {
+                ConveyorMetrics.jobsEnqueued(queue: job.queue, kind: job.kind)
+            }
+            return result
+        }
+
+        /// Reads a job with its attempt history; `nil` when no job has this id.
+        public func get(_ id: JobID) async throws -> JobRecord? {
+            try await self.client.store.job(id, logger: self.client.logger)
+        }
+
+        /// Lists jobs newest first. Pass the returned `nextCursor` back in the filter for the next page.
+        public func list(_ filter: JobFilter = JobFilter()) async throws -> JobPage {
+            try await self.client.store.jobs(matching: filter, logger: self.client.logger)
+        }
+
+        /// Lists the dead-letter queue (`discarded` jobs), newest first.
+        public func deadLettered(_ filter: JobFilter = JobFilter()) async throws -> JobPage {
+            var filter = filter
+            filter.states = [.discarded]
+            return try await self.list(filter)
+        }
+
+        /// Cancels a job. A job that is not running is cancelled at once; a running job is asked to stop: its worker
+        /// cancels the handler's task at its next heartbeat and records the job as `cancelled`. A finished job is
+        /// returned unchanged.
+        ///
+        /// - Throws: `JOB_NOT_FOUND`.
+        @discardableResult
+        public func cancel(_ id: JobID) async throws -> JobRecord {
+            try await self.client.store.cancel(id, logger: self.client.logger)
+        }
+
+        /// Moves a dead-lettered (or cancelled) job back to `available`, allowing one more attempt. Its history and
+        /// id are kept.
+        ///
+        /// - Throws: `JOB_NOT_FOUND`; `INVALID_JOB_STATE` when the job is not `discarded` or `cancelled`;
+        ///   `DUPLICATE_JOB` when its unique key is held by another job now.
+        @discardableResult
+        public func retry(_ id: JobID) async throws -> JobRecord {
+            try await self.client.store.retry(id, logger: self.client.logger)
+        }
+
+        /// Enqueues a new job with the same kind, arguments and options as a finished job; the new job's `replayOf`
+        /// points at the original, which is left as it is.
+        ///
+        /// - Throws: `JOB_NOT_FOUND`; `INVALID_JOB_STATE` when the original has not finished.
+        @discardableResult
+        public func replay(_ id: JobID) async throws -> EnqueuedJob {
+            try await self.client.store.replay(id, logger: self.client.logger)
+        }
+    }
+
+    /// Pause, resume and inspect queues.
+    public struct Queues: Sendable {
+        let client: ConveyorClient
+
+        /// Stops every worker from fetching jobs of `queue`; running jobs finish normally.
+        public func pause(_ queue: String) async throws {
+            try Self.validate(queue)
+            try await self.client.store.setQueuePaused(queue, paused: true, logger: self.client.logger)
+        }
+
+        /// Lets workers fetch from `queue` again.
+        public func resume(_ queue: String) async throws {
+            try Self.validate(queue)
+            try await self.client.store.setQueuePaused(queue, paused: false, logger: self.client.logger)
+        }
+
+        /// Every known queue with its job counts by state.
+        public func list() async throws -> [QueueInfo] {
+            try await self.client.store.queues(logger: self.client.logger)
+        }
+
+        static func validate(_ queue: String) throws {
+            if let violation = NameValidation.checkLabel(queue) {
+                throw ConveyorError(.invalidQueueName, "invalid queue name: \(violation.explanation)")
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+import ConveyorCore
+import Foundation
+import Logging
+
+/// The storage seam between the engine and a database driver.
+///
+/// `ConveyorPostgres.PostgresJobStore` is the one implementation. Applications do not call these methods; they use
+/// ``ConveyorClient`` and ``ConveyorWorker``. Every method is safe to call from many processes at once: the
+/// implementation is responsible for the locking that makes fetch exclusive and completion fenced.
+public protocol JobStore: Sendable {
+    /// Applies pending migrations under a lock; returns the versions this call applied.
+    func migrate(logger: Logger) async throws -> [Int]
+
+    /// Inserts jobs in one round trip. Duplicates by unique key return the existing job with `isDuplicate`.
+    /// When `notify` is true, workers listening on the jobs' queues are woken when the insert commits.
+    func insert(_ jobs: [NewJob], notify: Bool, logger: Logger) async throws -> [EnqueuedJob]
+
+    /// Leases up to `limit` runnable jobs of `queue` to `workerID`, oldest first by priority and run time.
+    func fetch(queue: String, limit: Int, workerID: String, leaseDuration: Duration, logger: Logger) async throws
+        -> [FetchedJob]
+
+    /// Writes attempt results. A result whose lease token no longer matches (the lease was taken over) changes
+    /// nothing. Returns the ids that were written.
+    func complete(_ completions: [JobCompletion], logger: Logger) async throws -> [JobID]
+
+    /// Extends the leases of jobs still held by `workerID`. Returns which of them a client asked to cancel and
+    /// which are no longer held.
+    func heartbeat(_ leases: [JobLease], workerID: String, leaseDuration: Duration, logger: Logger) async throws
+        -> HeartbeatResult
+
+    /// Running jobs whose lease expired before now, at most `limit`.
+    func expiredLeases(limit: Int, logger: Logger) async throws -> [ExpiredLease]
+
+    /// Reads one job with its attempt history.
+    func job(_ id: JobID, logger: Logger) async throws -> JobRecord?
+
+    /// Lists jobs newest first, filtered, one page at a time.
+    func jobs(matching filter: JobFilter, logger: Logger) async throws -> JobPage
+
+    /// Cancels a job: at once when it is not running; a running job gets a cancel request that its worker sees at
+    /// the next heartbeat. Finished jobs are left as they are.
+    func cancel(_ id: JobID, logger: Logger) async throws -> JobRecord
+
+    /// Moves a `discarded` or `cancelled` job back to `available` with one more attempt allowed.
+    func retry(_ id: JobID, logger: Logger) async throws -> JobRecord
+
+    /// Inserts a copy of a finished job that points at the original through `replay_of`.
+    func replay(_ id: JobID, logger: Logger) async throws -> EnqueuedJob
+
+    /// Pauses or resumes fetching from a queue for every worker.
+    func setQueuePaused(_ queue: String, paused: Bool, logger: Logger) async throws
+
+    /// Every queue that has jobs or a pause record, with counts by state.
+    func queues(logger: Logger) async throws -> [QueueInfo]
+
+    /// Runnable jobs (available, scheduled or retryable) per queue, read from the runnable-jobs index.
+    func runnableCounts(logger: Logger) async throws -> [String: Int]
+
+    /// Calls `onWake` with a queue name whenever jobs become available on it in another session. Returns when the
+    /// task is cancelled; throws when the listening connection fails (the caller reconnects).
+    func listen(onWake: @escaping @Sendable (String) -> Void, logger: Logger) async throws
+}
+
+/// A job leased to a worker by ``JobStore/fetch(queue:limit:workerID:leaseDuration:logger:)``.
+public struct FetchedJob: Sendable {
+    public var id: JobID
+    public var kind: String
+    public var queue: String
+    public var namespace: String
+    public var argumentsJSON: String
+    /// The number of this attempt (1-based).
+    public var attempt: Int
+    public var maxAttempts: Int
+    /// The fencing token of this lease: completions must present it.
+    public var leaseToken: Int64
+    public var timeoutMilliseconds: Int64?
+    public var tags: [String]
+
+    public init(
+        id: JobID,
+        kind: String,
+        queue: String,
+        namespace: String,
+        argumentsJSON: String,
+        attempt: Int,
+        maxAttempts: Int,
+        leaseToken: Int64,
+        timeoutMilliseconds: Int64?,
+        tags: [String]
+    ) {
+        self.id = id
+        self.kind = kind
+        self.queue = queue
+        self.namespace = namespace
+        self.argumentsJSON = argumentsJSON
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.leaseToken = leaseToken
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.tags = tags
+    }
+}
+
+/// A held lease: the job and the token it was fetched with.
+public struct JobLease: Sendable, Hashable {
+    public var id: JobID
+    public var token: Int64
+
+    public init(id: JobID, token: Int64) {
+        self.id = id
+        self.token = token
+    }
+}
+
+/// The result of one attempt, ready to be written.
+public struct JobCompletion: Sendable {
+    public var lease: JobLease
+    public var transition: JobTransition
+    /// Measured run time; `nil` lets the store use the lease's wall time (the reaper's case).
+    public var durationMicroseconds: Int64?
+    /// Only write when the lease has expired (the reaper's guard against racing a heartbeat).
+    public var requireExpiredLease: Bool
+
+    public init(
+        lease: JobLease,
+        transition: JobTransition,
+        durationMicroseconds: Int64?,
+        requireExpiredLease: Bool = false
+    ) {
+        self.lease = lease
+        self.transition = transition
+        self.durationMicroseconds = durationMicroseconds
+        self.requireExpiredLease = requireExpiredLease
+    }
+}
+
+/// What a heartbeat learnt.
+public struct HeartbeatResult: Sendable {
+    /// Jobs a client asked to cancel.
+    public var cancelRequested: Set<JobID>
+    /// Jobs whose lease this worker no longer holds.
+    public var lost: Set<JobID>
+
+    public init(cancelRequested: Set<JobID>, lost: Set<JobID>) {
+        self.cancelRequested = cancelRequested
+        self.lost = lost
+    }
+}
+
+/// A running job whose lease expired.
+public struct ExpiredLease: Sendable {
+    public var lease: JobLease
+    public var kind: String
+    public var attempt: Int
+    public var maxAttempts: Int
+
+    public init(lease: JobLease, kind: String, attempt: Int, maxAttempts: Int) {
+        self.lease = lease
+        self.kind = kind
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+    }
+}
+
+/// Filters for listing jobs. Values are matched exactly and always sent as bound parameters.
+public struct JobFilter: Sendable, Hashable {
+    public var states: [JobState]
+    public var queue: String?
+    public var kind: String?
+    public var namespace: String?
+    public var tag: String?
+    /// Page size, 1–1000 (default 50).
+    public var limit: Int
+    /// The ``JobPage/nextCursor`` of the previous page.
+    public var cursor: String?
+
+    public init(
+        states: [JobState] = [],
+        queue: String? = nil,
+        kind: String? = nil,
+        namespace: String? = nil,
+        tag: String? = nil,
+        limit: Int = 50,
+        cursor: String? = nil
+    ) {
+        self.states = states
+        self.queue = queue
+        self.kind = kind
+        self.namespace = namespace
+        self.tag = tag
+        self.limit = limit
+        self.cursor = cursor
+    }
+
+    /// The id below which the page starts, decoded from ``cursor``.
+    ///
+    /// - Throws: `INVALID_FILTER` when the cursor is not one that a previous page returned, or the limit is out of
+    ///   range.
+    public func validatedCursor() throws -> JobID? {
+        guard (1...1000).contains(self.limit) else {
+            throw ConveyorError(.invalidFilter, "limit must be between 1 and 1000, got \(self.limit)")
+        }
+        guard let cursor = self.cursor else { return nil }
+        guard cursor.hasPrefix("j"), let value = Int64(cursor.dropFirst()), value > 0 else {
+            throw ConveyorError(.invalidFilter, "cursor is not one returned by a previous page")
+        }
+        return JobID(value)
+    }
+
+    /// The cursor that continues after `id`.
+    public static func cursor(after id: JobID) -> String { "j\(id.rawValue)" }
+}
+
+/// One page of jobs.
+public struct JobPage: Sendable {
+    public var jobs: [JobRecord]
+    /// Pass as ``JobFilter/cursor`` for the next page; `nil` on the last page.
+    public var nextCursor: String?
+
+    public init(jobs: [JobRecord], nextCursor: String?) {
+        self.jobs = jobs
+        self.nextCursor = nextCursor
+    }
+}
+
+/// A queue and how many of its jobs are in each state.
+public struct QueueInfo: Sendable, Hashable {
+    public var name: String
+    public var isPaused: Bool
+    public var counts: [JobState: Int]
+
+    public init(name: String, isPaused: Bool, counts: [JobState: Int]) {
+        self.name = name
+        self.isPaused = isPaused
+        self.counts = counts
+    }
+}

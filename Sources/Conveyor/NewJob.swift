@@ -1,0 +1,172 @@
+import ConveyorCore
+import Foundation
+
+/// A validated job ready to be inserted: what the client hands to a ``JobStore``.
+public struct NewJob: Sendable, Hashable {
+    public var kind: String
+    public var queue: String
+    public var namespace: String
+    /// The arguments as a JSON text.
+    public var argumentsJSON: String
+    public var priority: Int
+    /// Absolute time, if the caller gave one.
+    public var runAt: Date?
+    /// Delay after the insert's `now()`, in milliseconds (0 when ``runAt`` is set or nothing was asked for).
+    public var delayMilliseconds: Int64
+    public var maxAttempts: Int
+    public var timeoutMilliseconds: Int64?
+    public var tags: [String]
+    public var uniqueKey: String?
+    public var replayOf: JobID?
+
+    /// Defaults applied when neither the call nor the job type sets a value.
+    public enum Defaults {
+        public static let queue = "default"
+        public static let namespace = "default"
+        public static let priority = 0
+        public static let maxAttempts = 20
+        public static let maximumArgumentBytes = 1 << 20
+    }
+
+    /// Validates `options` and builds a job from raw JSON arguments.
+    ///
+    /// - Throws: ``ConveyorError`` with `INVALID_KIND`, `INVALID_QUEUE_NAME`, `INVALID_NAMESPACE`, `INVALID_OPTION`,
+    ///   `MALFORMED_ARGUMENTS` or `ARGUMENTS_TOO_LARGE`. Nothing is written.
+    public init(
+        kind: String,
+        argumentsJSON: String,
+        options: JobOptions,
+        maximumArgumentBytes: Int = Defaults.maximumArgumentBytes,
+        argumentsAreTrusted: Bool = false
+    ) throws {
+        if let violation = NameValidation.checkLabel(kind) {
+            throw ConveyorError(.invalidKind, "invalid job kind: \(violation.explanation)")
+        }
+        let queue = options.queue ?? Defaults.queue
+        if let violation = NameValidation.checkLabel(queue) {
+            throw ConveyorError(.invalidQueueName, "invalid queue name: \(violation.explanation)")
+        }
+        let namespace = options.namespace ?? Defaults.namespace
+        if let violation = NameValidation.checkLabel(namespace) {
+            throw ConveyorError(.invalidNamespace, "invalid namespace: \(violation.explanation)")
+        }
+        let priority = options.priority ?? Defaults.priority
+        guard (0...9).contains(priority) else {
+            throw ConveyorError(.invalidOption, "priority must be between 0 and 9, got \(priority)")
+        }
+        let maxAttempts = options.maxAttempts ?? Defaults.maxAttempts
+        guard (1...1000).contains(maxAttempts) else {
+            throw ConveyorError(.invalidOption, "max attempts must be between 1 and 1000, got \(maxAttempts)")
+        }
+        var delayMilliseconds: Int64 = 0
+        if options.runAt == nil, let delay = options.delay {
+            delayMilliseconds = delay.milliseconds
+            guard delayMilliseconds >= 0 else {
+                throw ConveyorError(.invalidOption, "delay must not be negative")
+            }
+        }
+        var timeoutMilliseconds: Int64?
+        if let timeout = options.timeout {
+            timeoutMilliseconds = timeout.milliseconds
+            guard timeoutMilliseconds! > 0 else {
+                throw ConveyorError(.invalidOption, "timeout must be positive")
+            }
+        }
+        let tags = options.tags ?? []
+        guard tags.count <= 32 else {
+            throw ConveyorError(.invalidOption, "at most 32 tags are allowed, got \(tags.count)")
+        }
+        for tag in tags {
+            if let violation = NameValidation.checkLabel(tag) {
+                throw ConveyorError(.invalidOption, "invalid tag: \(violation.explanation)")
+            }
+        }
+        if let uniqueKey = options.uniqueKey {
+            guard !uniqueKey.isEmpty, uniqueKey.utf8.count <= 255, !uniqueKey.utf8.contains(0) else {
+                throw ConveyorError(.invalidOption, "unique key must be 1-255 bytes without NUL characters")
+            }
+        }
+        guard argumentsJSON.utf8.count <= maximumArgumentBytes else {
+            throw ConveyorError(
+                .argumentsTooLarge,
+                "arguments are \(argumentsJSON.utf8.count) bytes; the limit is \(maximumArgumentBytes)"
+            )
+        }
+        if argumentsAreTrusted {
+            try JSONValidation.checkEncodedObject(argumentsJSON)
+        } else {
+            try JSONValidation.checkObject(argumentsJSON)
+        }
+
+        self.kind = kind
+        self.queue = queue
+        self.namespace = namespace
+        self.argumentsJSON = argumentsJSON
+        self.priority = priority
+        self.runAt = options.runAt
+        self.delayMilliseconds = delayMilliseconds
+        self.maxAttempts = maxAttempts
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.tags = tags
+        self.uniqueKey = options.uniqueKey
+        self.replayOf = nil
+    }
+}
+
+extension NameValidation.Violation {
+    var explanation: String {
+        switch self {
+        case .empty: "must not be empty"
+        case .tooLong(let limit): "longer than \(limit) bytes"
+        case .invalidCharacter(let character):
+            "character \(character.codePoints) is not allowed"
+        case .invalidStart: "must start with a lower-case letter or underscore"
+        }
+    }
+}
+
+extension Character {
+    fileprivate var codePoints: String {
+        self.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }.joined(separator: " ")
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down.
+    var milliseconds: Int64 {
+        let parts = self.components
+        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// Checks that a JSON text is one JSON object (what `args` must hold) and that PostgreSQL will accept it.
+enum JSONValidation {
+    /// The cheap check for text that `JSONEncoder` produced: it is valid JSON, so only its shape and the NUL rule
+    /// are checked.
+    static func checkEncodedObject(_ text: String) throws {
+        guard text.utf8.first == UInt8(ascii: "{") else {
+            throw ConveyorError(.malformedArguments, "arguments must encode as a JSON object")
+        }
+        try self.checkNoNUL(text)
+    }
+
+    static func checkNoNUL(_ text: String) throws {
+        // PostgreSQL's jsonb rejects the NUL character (\u0000) in strings; refuse it here with a clear code.
+        if text.contains("\\u0000") {
+            throw ConveyorError(.malformedArguments, "arguments must not contain the NUL character (\\u0000)")
+        }
+    }
+
+    static func checkObject(_ text: String) throws {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+        } catch {
+            throw ConveyorError(.malformedArguments, "arguments are not valid JSON", underlying: error)
+        }
+        guard object is [String: Any] else {
+            throw ConveyorError(.malformedArguments, "arguments must be a JSON object")
+        }
+        try self.checkNoNUL(text)
+    }
+}

@@ -1,0 +1,133 @@
+import ConveyorCore
+import Foundation
+import Logging
+
+/// The parts of a running worker that its loops share.
+final class WorkerRuntime: Sendable {
+    let store: any JobStore
+    let registry: JobRegistry
+    let configuration: ConveyorWorker.Configuration
+    let workerID: String
+    let logger: Logger
+    let inFlight = InFlightJobs()
+    let completer: Completer
+
+    init(store: any JobStore, registry: JobRegistry, configuration: ConveyorWorker.Configuration, logger: Logger) {
+        self.store = store
+        self.registry = registry
+        self.configuration = configuration
+        self.workerID = configuration.workerID
+        self.logger = logger
+        self.completer = Completer(
+            store: store,
+            inFlight: self.inFlight,
+            batchSize: configuration.completionBatchSize,
+            flushInterval: configuration.completionFlushInterval,
+            logger: logger
+        )
+    }
+
+    /// Runs one attempt and hands its result to the completer. Never throws: every outcome becomes a transition.
+    func execute(_ job: FetchedJob) async {
+        ConveyorMetrics.jobStarted(queue: job.queue, kind: job.kind)
+        let clock = ContinuousClock()
+        let start = clock.now
+        guard let entry = self.registry.entry(for: job.kind) else {
+            self.finish(job, result: .unknownKind, entry: nil, elapsed: .zero)
+            return
+        }
+        let timeout = entry.timeout ?? job.timeoutMilliseconds.map { Duration.milliseconds($0) }
+        let execution = InFlightJobs.Execution(job: job, deadline: timeout.map { start.advanced(by: $0) })
+        self.inFlight.insert(execution)
+
+        var logger = self.logger
+        logger[metadataKey: "job_id"] = "\(job.id)"
+        logger[metadataKey: "kind"] = "\(job.kind)"
+        logger[metadataKey: "queue"] = "\(job.queue)"
+        logger[metadataKey: "attempt"] = "\(job.attempt)"
+        let context = JobContext(
+            id: job.id,
+            kind: job.kind,
+            queue: job.queue,
+            namespace: job.namespace,
+            attempt: job.attempt,
+            maxAttempts: job.maxAttempts,
+            tags: job.tags,
+            workerID: self.workerID,
+            logger: logger
+        )
+        let arguments = job.argumentsJSON
+        let run = entry.run
+        let task = Task { try await run(arguments, context) }
+        execution.attach(task)
+        var thrown: (any Error)?
+        do {
+            try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                execution.stop(.shutdown)
+            }
+        } catch {
+            thrown = error
+        }
+        let stopReason = execution.markFinished()
+        let result = Self.classify(thrown: thrown, stopReason: stopReason)
+        if case .failed(let message) = result {
+            logger.debug("attempt failed", metadata: ["error": "\(message)"])
+        }
+        self.finish(job, result: result, entry: entry, elapsed: clock.now - start)
+    }
+
+    private func finish(_ job: FetchedJob, result: AttemptResult, entry: JobRegistry.Entry?, elapsed: Duration) {
+        let transition = JobTransition.after(
+            result,
+            attempt: job.attempt,
+            maxAttempts: job.maxAttempts,
+            retryPolicy: entry?.retryPolicy ?? .default,
+            retryOnTimeout: entry?.retryOnTimeout ?? true,
+            unitRandom: Double.random(in: 0..<1)
+        )
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        ConveyorMetrics.attemptFinished(
+            queue: job.queue,
+            kind: job.kind,
+            transition: transition,
+            durationNanoseconds: nanoseconds
+        )
+        self.completer.add(
+            JobCompletion(
+                lease: JobLease(id: job.id, token: job.leaseToken),
+                transition: transition,
+                durationMicroseconds: nanoseconds / 1000
+            )
+        )
+    }
+
+    static func classify(thrown: (any Error)?, stopReason: InFlightJobs.StopReason?) -> AttemptResult {
+        guard let thrown else { return .succeeded }
+        switch stopReason {
+        case .timeout: return .timedOut
+        case .cancelRequested: return .cancelled(reason: "cancelled by a client while running")
+        case .shutdown, .leaseLost: return .released
+        case nil: break
+        }
+        switch thrown {
+        case let control as JobControl:
+            switch control {
+            case .snooze(let duration): return .snoozed(duration)
+            case .cancel(let reason): return .cancelled(reason: Self.truncated(reason))
+            case .discard(let reason): return .discarded(reason: Self.truncated(reason))
+            }
+        case let failure as ArgumentDecodingFailure:
+            return .malformedArguments(message: Self.truncated(failure.message))
+        case let error as any NonRetryableError:
+            return .failedNonRetryable(message: Self.truncated(String(describing: error)))
+        default:
+            return .failed(message: Self.truncated(String(describing: thrown)))
+        }
+    }
+
+    static func truncated(_ message: String) -> String {
+        message.utf8.count <= 2000 ? message : String(message.prefix(2000)) + "…"
+    }
+}

@@ -1,0 +1,4 @@
+import ArgumentParser
+import PostgresNIO
+import ServiceLifecycle
+print("hi")

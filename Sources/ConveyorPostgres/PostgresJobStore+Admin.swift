@@ -1,0 +1,260 @@
+import Conveyor
+import ConveyorCore
+import Foundation
+import Logging
+import PostgresNIO
+
+extension PostgresJobStore {
+    public func job(_ id: JobID, logger: Logger) async throws -> JobRecord? {
+        try await self.run("reading job \(id)") {
+            var binds = PostgresBindings()
+            binds.append(id.rawValue)
+            return try await self.jobRecords(self.statements.job, binds: binds, logger: logger).first
+        }
+    }
+
+    public func jobs(matching filter: JobFilter, logger: Logger) async throws -> JobPage {
+        let cursor = try filter.validatedCursor()
+        for (value, code) in [
+            (filter.queue, ConveyorError.Code.invalidQueueName), (filter.kind, .invalidKind),
+            (filter.namespace, .invalidNamespace), (filter.tag, .invalidFilter),
+        ] {
+            if let value, let violation = NameValidation.checkLabel(value) {
+                throw ConveyorError(code, "invalid filter value: \(violation)")
+            }
+        }
+        return try await self.run("listing jobs") {
+            var binds = PostgresBindings(capacity: 7)
+            binds.append(filter.states.map(\.rawValue))
+            binds.append(filter.queue ?? "")
+            binds.append(filter.kind ?? "")
+            binds.append(filter.namespace ?? "")
+            binds.append(filter.tag ?? "")
+            binds.append(cursor?.rawValue ?? 0)
+            binds.append(filter.limit + 1)
+            var jobs = try await self.jobRecords(self.statements.list, binds: binds, logger: logger)
+            var next: String?
+            if jobs.count > filter.limit {
+                jobs.removeLast(jobs.count - filter.limit)
+                next = jobs.last.map { JobFilter.cursor(after: $0.id) }
+            }
+            return JobPage(jobs: jobs, nextCursor: next)
+        }
+    }
+
+    public func cancel(_ id: JobID, logger: Logger) async throws -> JobRecord {
+        try await self.run("cancelling job \(id)") {
+            var binds = PostgresBindings()
+            binds.append(id.rawValue)
+            if let job = try await self.jobRecords(self.statements.cancel, binds: binds, logger: logger).first {
+                return job
+            }
+            guard let job = try await self.job(id, logger: logger) else {
+                throw ConveyorError(.jobNotFound, "no job has id \(id)")
+            }
+            return job
+        }
+    }
+
+    public func retry(_ id: JobID, logger: Logger) async throws -> JobRecord {
+        try await self.run("retrying job \(id)") {
+            try await self.client.withConnection { connection in
+                var binds = PostgresBindings()
+                binds.append(id.rawValue)
+                let rows = try await connection.query(
+                    PostgresQuery(unsafeSQL: self.statements.retry, binds: binds),
+                    logger: logger
+                )
+                guard let job = try await Self.decodeJobs(rows).first else {
+                    guard let job = try await self.job(id, logger: logger) else {
+                        throw ConveyorError(.jobNotFound, "no job has id \(id)")
+                    }
+                    throw ConveyorError(
+                        .invalidJobState,
+                        "only discarded or cancelled jobs can be retried; job \(id) is \(job.state.rawValue)"
+                    )
+                }
+                try await self.notify(queue: job.queue, on: connection, logger: logger)
+                return job
+            }
+        }
+    }
+
+    public func replay(_ id: JobID, logger: Logger) async throws -> EnqueuedJob {
+        try await self.run("replaying job \(id)") {
+            try await self.client.withConnection { connection in
+                var binds = PostgresBindings()
+                binds.append(id.rawValue)
+                let rows = try await connection.query(
+                    PostgresQuery(unsafeSQL: self.statements.replay, binds: binds),
+                    logger: logger
+                )
+                for try await (newID, queue) in rows.decode((Int64, String).self) {
+                    try await self.notify(queue: queue, on: connection, logger: logger)
+                    return EnqueuedJob(id: JobID(newID), isDuplicate: false)
+                }
+                guard let job = try await self.job(id, logger: logger) else {
+                    throw ConveyorError(.jobNotFound, "no job has id \(id)")
+                }
+                throw ConveyorError(
+                    .invalidJobState,
+                    "only finished jobs can be replayed; job \(id) is \(job.state.rawValue)"
+                )
+            }
+        }
+    }
+
+    public func setQueuePaused(_ queue: String, paused: Bool, logger: Logger) async throws {
+        try await self.run(paused ? "pausing queue" : "resuming queue") {
+            try await self.client.withConnection { connection in
+                var binds = PostgresBindings()
+                binds.append(queue)
+                binds.append(paused)
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: self.statements.pause, binds: binds),
+                    logger: logger
+                )
+                if !paused {
+                    try await self.notify(queue: queue, on: connection, logger: logger)
+                }
+            }
+        }
+    }
+
+    public func queues(logger: Logger) async throws -> [QueueInfo] {
+        try await self.run("listing queues") {
+            var infos: [String: QueueInfo] = [:]
+            let paused = try await self.client.query(PostgresQuery(unsafeSQL: self.statements.pausedQueues))
+            for try await (name, isPaused) in paused.decode((String, Bool).self) {
+                infos[name] = QueueInfo(name: name, isPaused: isPaused, counts: [:])
+            }
+            let counts = try await self.client.query(PostgresQuery(unsafeSQL: self.statements.queueCounts))
+            for try await (queue, state, count) in counts.decode((String, String, Int).self) {
+                var info = infos[queue] ?? QueueInfo(name: queue, isPaused: false, counts: [:])
+                if let state = JobState(rawValue: state) {
+                    info.counts[state] = count
+                }
+                infos[queue] = info
+            }
+            return infos.values.sorted { $0.name < $1.name }
+        }
+    }
+
+    public func runnableCounts(logger: Logger) async throws -> [String: Int] {
+        try await self.run("counting runnable jobs") {
+            let rows = try await self.client.query(PostgresQuery(unsafeSQL: self.statements.runnableCounts))
+            var counts: [String: Int] = [:]
+            for try await (queue, count) in rows.decode((String, Int).self) {
+                counts[queue] = count
+            }
+            return counts
+        }
+    }
+
+    // MARK: Rows
+
+    private func jobRecords(_ sql: String, binds: PostgresBindings, logger: Logger) async throws -> [JobRecord] {
+        let rows = try await self.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        return try await Self.decodeJobs(rows)
+    }
+
+    static func decodeJobs(_ rows: PostgresRowSequence) async throws -> [JobRecord] {
+        var jobs: [JobRecord] = []
+        for try await row in rows {
+            let (id, namespace, queue, kind, args, state, priority, attempt, maxAttempts, runAt, createdAt) =
+                try row.decode((Int64, String, String, String, String, String, Int, Int, Int, Date, Date).self)
+            let (_, _, _, _, _, _, _, _, _, _, _, finishedAt, leaseOwner, leaseExpiresAt, uniqueKey, tags) =
+                try row.decode(
+                    (
+                        Int64, String, String, String, String, String, Int, Int, Int, Date, Date,
+                        Date?, String?, Date?, String?, [String]
+                    ).self
+                )
+            let columns = row.makeRandomAccess()
+            let timeout = try columns[16].decode(Int64?.self)
+            let replayOf = try columns[17].decode(Int64?.self)
+            let deadReason = try columns[18].decode(String?.self)
+            let cancelRequestedAt = try columns[19].decode(Date?.self)
+            let lastError = try columns[20].decode(String?.self)
+            let attemptsJSON = try columns[21].decode(String.self)
+            guard let jobState = JobState(rawValue: state) else {
+                throw ConveyorError(.databaseError, "job \(id) has an unknown state")
+            }
+            jobs.append(
+                JobRecord(
+                    id: JobID(id),
+                    namespace: namespace,
+                    queue: queue,
+                    kind: kind,
+                    argumentsJSON: args,
+                    state: jobState,
+                    priority: priority,
+                    attempt: attempt,
+                    maxAttempts: maxAttempts,
+                    runAt: runAt,
+                    createdAt: createdAt,
+                    finishedAt: finishedAt,
+                    leaseOwner: leaseOwner,
+                    leaseExpiresAt: leaseExpiresAt,
+                    uniqueKey: uniqueKey,
+                    tags: tags,
+                    timeoutMilliseconds: timeout,
+                    replayOf: replayOf.map { JobID($0) },
+                    deadReason: deadReason.flatMap(DeadLetterReason.init(rawValue:)),
+                    cancelRequestedAt: cancelRequestedAt,
+                    lastError: lastError,
+                    attempts: try AttemptHistory.decode(attemptsJSON)
+                )
+            )
+        }
+        return jobs
+    }
+}
+
+/// Decodes the `attempts` JSONB history, whose times are UTC ISO 8601 strings with microseconds.
+enum AttemptHistory {
+    static func decode(_ json: String) throws -> [AttemptRecord] {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = Self.parse(text) else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "not a UTC timestamp: \(text)")
+                )
+            }
+            return date
+        }
+        return try decoder.decode([AttemptRecord].self, from: Data(json.utf8))
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS.ffffffZ` exactly as the completion statement writes it.
+    static func parse(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 27, bytes[26] == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for index in range {
+                let byte = bytes[index]
+                guard byte >= 48, byte <= 57 else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+            let micros = number(20..<26)
+        else { return nil }
+        var components = DateComponents()
+        components.timeZone = TimeZone(identifier: "UTC")
+        components.year = year
+        components.month = month
+        components.day = day
+        components.hour = hour
+        components.minute = minute
+        components.second = second
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+        guard let date = calendar.date(from: components) else { return nil }
+        return date.addingTimeInterval(Double(micros) / 1_000_000)
+    }
+}

@@ -1,0 +1,245 @@
+import Conveyor
+import ConveyorCore
+import Foundation
+import Logging
+import PostgresNIO
+
+extension PostgresJobStore {
+    // MARK: Insert
+
+    public func insert(_ jobs: [NewJob], notify: Bool, logger: Logger) async throws -> [EnqueuedJob] {
+        try await self.run("enqueuing \(jobs.count) job(s)") {
+            try await self.client.withConnection { connection in
+                try await self.insert(jobs, notify: notify, on: connection, logger: logger)
+            }
+        }
+    }
+
+    /// Inserts jobs on `connection`, inside whatever transaction it has open: the jobs exist if and only if that
+    /// transaction commits, and listening workers are woken when it does.
+    public func insert(
+        _ jobs: [NewJob],
+        notify: Bool,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [EnqueuedJob] {
+        guard !jobs.isEmpty else { return [] }
+        return try await self.run("enqueuing \(jobs.count) job(s)") {
+            var binds = PostgresBindings(capacity: 14)
+            binds.append(jobs.map(\.kind))
+            binds.append(jobs.map(\.queue))
+            binds.append(jobs.map(\.namespace))
+            binds.append(jobs.map(\.argumentsJSON))
+            binds.append(jobs.map(\.priority))
+            binds.append(jobs.map { job in job.runAt.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) } ?? -1 })
+            binds.append(jobs.map(\.delayMilliseconds))
+            binds.append(jobs.map(\.maxAttempts))
+            binds.append(jobs.map { $0.timeoutMilliseconds ?? -1 })
+            binds.append(jobs.map { $0.tags.joined(separator: ",") })
+            binds.append(jobs.map { $0.uniqueKey ?? "" })
+            binds.append(jobs.map { $0.replayOf?.rawValue ?? 0 })
+            binds.append(self.schema.insertChannel)
+            binds.append(notify)
+            let rows = try await connection.query(
+                PostgresQuery(unsafeSQL: self.statements.insert, binds: binds),
+                logger: logger
+            )
+            var insertedWithoutKey: [JobID] = []
+            var byKey: [UniqueKey: JobID] = [:]
+            for try await (id, namespace, uniqueKey, _) in rows.decode((Int64, String, String, Int64?).self) {
+                if uniqueKey.isEmpty {
+                    insertedWithoutKey.append(JobID(id))
+                } else {
+                    byKey[UniqueKey(namespace: namespace, key: uniqueKey)] = JobID(id)
+                }
+            }
+            // Keys that were not inserted belong to existing jobs (or to an earlier row of this batch).
+            let insertedKeys = Set(byKey.keys)
+            let missing = jobs.compactMap { job -> UniqueKey? in
+                guard let key = job.uniqueKey else { return nil }
+                let unique = UniqueKey(namespace: job.namespace, key: key)
+                return byKey[unique] == nil ? unique : nil
+            }
+            if !missing.isEmpty {
+                var lookup = PostgresBindings()
+                lookup.append(missing.map(\.namespace))
+                lookup.append(missing.map(\.key))
+                let existing = try await connection.query(
+                    PostgresQuery(unsafeSQL: self.statements.existingUniqueKeys, binds: lookup),
+                    logger: logger
+                )
+                for try await (id, namespace, key) in existing.decode((Int64, String, String).self) {
+                    byKey[UniqueKey(namespace: namespace, key: key)] = JobID(id)
+                }
+            }
+            var withoutKey = insertedWithoutKey.makeIterator()
+            var claimed = Set<UniqueKey>()
+            return try jobs.map { job in
+                guard let key = job.uniqueKey else {
+                    guard let id = withoutKey.next() else {
+                        throw ConveyorError(.databaseError, "insert returned fewer rows than it was given")
+                    }
+                    return EnqueuedJob(id: id, isDuplicate: false)
+                }
+                let unique = UniqueKey(namespace: job.namespace, key: key)
+                guard let id = byKey[unique] else {
+                    throw ConveyorError(
+                        .duplicateJob,
+                        "a job with this unique key was cancelled or dead-lettered while the insert ran; retry"
+                    )
+                }
+                let isFirst = insertedKeys.contains(unique) && claimed.insert(unique).inserted
+                return EnqueuedJob(id: id, isDuplicate: !isFirst)
+            }
+        }
+    }
+
+    // MARK: Worker path
+
+    public func fetch(
+        queue: String,
+        limit: Int,
+        workerID: String,
+        leaseDuration: Duration,
+        logger: Logger
+    ) async throws -> [FetchedJob] {
+        try await self.run("fetching jobs") {
+            var binds = PostgresBindings(capacity: 4)
+            binds.append(queue)
+            binds.append(limit)
+            binds.append(workerID)
+            binds.append(leaseDuration.wholeMilliseconds)
+            let rows = try await self.client.query(
+                PostgresQuery(unsafeSQL: self.statements.fetch, binds: binds),
+                logger: logger
+            )
+            var jobs: [FetchedJob] = []
+            jobs.reserveCapacity(limit)
+            let decoded = rows.decode((Int64, String, String, String, String, Int, Int, Int64, Int64, [String]).self)
+            for try await (id, kind, queue, namespace, args, attempt, maxAttempts, token, timeout, tags) in decoded {
+                jobs.append(
+                    FetchedJob(
+                        id: JobID(id),
+                        kind: kind,
+                        queue: queue,
+                        namespace: namespace,
+                        argumentsJSON: args,
+                        attempt: attempt,
+                        maxAttempts: maxAttempts,
+                        leaseToken: token,
+                        timeoutMilliseconds: timeout >= 0 ? timeout : nil,
+                        tags: tags
+                    )
+                )
+            }
+            return jobs
+        }
+    }
+
+    public func complete(_ completions: [JobCompletion], logger: Logger) async throws -> [JobID] {
+        guard !completions.isEmpty else { return [] }
+        return try await self.run("writing \(completions.count) result(s)") {
+            var binds = PostgresBindings(capacity: 11)
+            binds.append(completions.map(\.lease.id.rawValue))
+            binds.append(completions.map(\.lease.token))
+            binds.append(completions.map(\.transition.state.rawValue))
+            binds.append(completions.map { $0.transition.runAfter?.wholeMilliseconds ?? -1 })
+            binds.append(completions.map { $0.transition.deadReason?.rawValue ?? "" })
+            binds.append(completions.map(\.transition.outcome.rawValue))
+            binds.append(completions.map { $0.transition.errorCode?.rawValue ?? "" })
+            binds.append(completions.map { $0.transition.errorMessage ?? "" })
+            binds.append(completions.map { $0.transition.countsAttempt ? 0 : -1 })
+            binds.append(completions.map { $0.durationMicroseconds ?? -1 })
+            binds.append(completions.map(\.requireExpiredLease))
+            let rows = try await self.client.query(
+                PostgresQuery(unsafeSQL: self.statements.complete, binds: binds),
+                logger: logger
+            )
+            var written: [JobID] = []
+            for try await id in rows.decode(Int64.self) {
+                written.append(JobID(id))
+            }
+            return written
+        }
+    }
+
+    public func heartbeat(
+        _ leases: [JobLease],
+        workerID: String,
+        leaseDuration: Duration,
+        logger: Logger
+    ) async throws -> HeartbeatResult {
+        try await self.run("extending leases") {
+            var binds = PostgresBindings(capacity: 3)
+            binds.append(leases.map(\.id.rawValue))
+            binds.append(leases.map(\.token))
+            binds.append(leaseDuration.wholeMilliseconds)
+            let rows = try await self.client.query(
+                PostgresQuery(unsafeSQL: self.statements.heartbeat, binds: binds),
+                logger: logger
+            )
+            var result = HeartbeatResult(cancelRequested: [], lost: [])
+            for try await (id, status) in rows.decode((Int64, Int).self) {
+                switch status {
+                case 1: result.cancelRequested.insert(JobID(id))
+                case -1: result.lost.insert(JobID(id))
+                default: break
+                }
+            }
+            return result
+        }
+    }
+
+    public func expiredLeases(limit: Int, logger: Logger) async throws -> [ExpiredLease] {
+        try await self.run("finding expired leases") {
+            var binds = PostgresBindings()
+            binds.append(limit)
+            let rows = try await self.client.query(
+                PostgresQuery(unsafeSQL: self.statements.expiredLeases, binds: binds),
+                logger: logger
+            )
+            var expired: [ExpiredLease] = []
+            for try await (id, token, kind, attempt, maxAttempts) in rows.decode((Int64, Int64, String, Int, Int).self)
+            {
+                expired.append(
+                    ExpiredLease(
+                        lease: JobLease(id: JobID(id), token: token),
+                        kind: kind,
+                        attempt: attempt,
+                        maxAttempts: maxAttempts
+                    )
+                )
+            }
+            return expired
+        }
+    }
+
+    public func listen(onWake: @escaping @Sendable (String) -> Void, logger: Logger) async throws {
+        try await self.client.withConnection { connection in
+            try await connection.listen(on: self.schema.insertChannel) { notifications in
+                for try await notification in notifications {
+                    onWake(notification.payload)
+                }
+            }
+        }
+    }
+
+    func notify(queue: String, on connection: PostgresConnection, logger: Logger) async throws {
+        var binds = PostgresBindings()
+        binds.append(self.schema.insertChannel)
+        binds.append(queue)
+        try await connection.query(PostgresQuery(unsafeSQL: self.statements.notify, binds: binds), logger: logger)
+    }
+}
+
+struct UniqueKey: Hashable {
+    var namespace: String
+    var key: String
+}
+
+extension Duration {
+    var wholeMilliseconds: Int64 {
+        let parts = self.components
+        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,36 @@
+import Conveyor
+import ConveyorCore
+
+/// A validated PostgreSQL schema name and its quoted form.
+///
+/// This is the only value ever spliced into SQL text: it is checked once against ``NameValidation/checkSchema(_:)``
+/// (lower-case letters, digits and underscores), so quoting it is safe. Every other value reaches SQL as a bind.
+public struct SchemaName: Sendable, Hashable, CustomStringConvertible {
+    /// The name as given, e.g. `conveyor`.
+    public let name: String
+    /// The name quoted as an identifier, e.g. `"conveyor"`.
+    public let quoted: String
+
+    /// - Throws: ``ConveyorError`` with code `INVALID_SCHEMA_NAME`.
+    public init(_ name: String) throws {
+        if let violation = NameValidation.checkSchema(name) {
+            throw ConveyorError(.invalidSchemaName, "invalid schema name: \(Self.explain(violation))")
+        }
+        self.name = name
+        self.quoted = "\"\(name)\""
+    }
+
+    public var description: String { self.name }
+
+    /// The NOTIFY channel on which inserts into this schema are announced, with the queue as payload.
+    var insertChannel: String { "\(self.name).jobs_available" }
+
+    private static func explain(_ violation: NameValidation.Violation) -> String {
+        switch violation {
+        case .empty: "must not be empty"
+        case .tooLong(let limit): "longer than \(limit) bytes"
+        case .invalidCharacter: "only lower-case letters, digits and underscores are allowed"
+        case .invalidStart: "must start with a lower-case letter or underscore"
+        }
+    }
+}

@@ -1,0 +1,248 @@
+/// Every SQL statement the store runs, rendered once for a schema. Values are always `$n` binds; the quoted
+/// schema name is the only text spliced in.
+struct Statements: Sendable {
+    static let jobColumns = """
+        id, namespace, queue, kind, args::text, state, priority::int, attempt, max_attempts, run_at, created_at,
+        finished_at, lease_owner, lease_expires_at, unique_key, tags, timeout_ms, replay_of, dead_reason,
+        cancel_requested_at, last_error, attempts::text
+        """
+
+    let migrationLock: String
+    let insert: String
+    let existingUniqueKeys: String
+    let fetch: String
+    let complete: String
+    let heartbeat: String
+    let expiredLeases: String
+    let job: String
+    let list: String
+    let cancel: String
+    let retry: String
+    let replay: String
+    let notify: String
+    let pause: String
+    let queueCounts: String
+    let pausedQueues: String
+    let runnableCounts: String
+
+    init(schema: SchemaName) {
+        let s = schema.quoted
+        let columns = Self.jobColumns
+
+        self.migrationLock = "SELECT pg_advisory_xact_lock(hashtext('conveyor.migrate.' || $1))"
+
+        // One statement for the whole batch: the arrays are bound as parameters and unnested in input order.
+        // Times are the database's: `run_at_us >= 0` is an absolute time in microseconds since the epoch, otherwise
+        // the job runs `delay_ms` after now(). Duplicates by unique key are skipped (ON CONFLICT DO NOTHING) and
+        // looked up afterwards. The NOTIFY rides in the same statement, so it is sent exactly when the insert
+        // commits (the caller's transaction included), once per queue however many rows the batch holds.
+        self.insert = """
+            WITH input AS (
+                SELECT *
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[],
+                            $8::int[], $9::bigint[], $10::text[], $11::text[], $12::bigint[])
+                     WITH ORDINALITY
+                     AS i(kind, queue, namespace, args, priority, run_at_us, delay_ms, max_attempts, timeout_ms,
+                          tags, unique_key, replay_of, ord)
+            ),
+            timed AS (
+                SELECT input.*,
+                       CASE WHEN run_at_us >= 0 THEN to_timestamp(run_at_us / 1000000.0)
+                            ELSE now() + delay_ms * interval '1 millisecond' END AS run_at
+                FROM input
+            ),
+            inserted AS (
+                INSERT INTO \(s).jobs (kind, queue, namespace, args, priority, state, run_at, max_attempts,
+                                       timeout_ms, tags, unique_key, replay_of)
+                SELECT kind, queue, namespace, args::jsonb, priority,
+                       CASE WHEN run_at <= now() THEN 'available' ELSE 'scheduled' END,
+                       run_at, max_attempts, nullif(timeout_ms, -1),
+                       coalesce(string_to_array(nullif(tags, ''), ','), '{}'),
+                       nullif(unique_key, ''), nullif(replay_of, 0)
+                FROM timed
+                ORDER BY ord
+                ON CONFLICT (namespace, unique_key)
+                    WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded')
+                    DO NOTHING
+                RETURNING id, namespace, unique_key, queue, state
+            ),
+            notified AS (
+                SELECT count(pg_notify($13, queue)) AS sent
+                FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') AS q
+                WHERE $14::bool
+            )
+            SELECT id, namespace, coalesce(unique_key, ''), (SELECT sent FROM notified)
+            FROM inserted
+            ORDER BY id
+            """
+
+        self.existingUniqueKeys = """
+            SELECT j.id, j.namespace, j.unique_key
+            FROM \(s).jobs j
+            JOIN unnest($1::text[], $2::text[]) AS k(namespace, unique_key)
+              ON j.namespace = k.namespace AND j.unique_key = k.unique_key
+            WHERE j.state NOT IN ('cancelled', 'discarded')
+            """
+
+        // SKIP LOCKED lets many workers fetch at once without waiting on each other's rows; the partial index
+        // holds only runnable rows, in (queue, priority, run_at, id) order, so the LIMIT stops the scan early.
+        // The paused check is a one-time filter (an InitPlan), not a per-row lookup.
+        self.fetch = """
+            WITH picked AS (
+                SELECT id
+                FROM \(s).jobs
+                WHERE state IN ('available', 'scheduled', 'retryable')
+                  AND queue = $1
+                  AND run_at <= now()
+                  AND NOT EXISTS (SELECT 1 FROM \(s).queues WHERE name = $1 AND paused_at IS NOT NULL)
+                ORDER BY priority, run_at, id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE \(s).jobs j
+            SET state = 'running',
+                attempt = j.attempt + 1,
+                attempted_at = now(),
+                lease_owner = $3,
+                lease_expires_at = now() + $4 * interval '1 millisecond',
+                lease_token = nextval('\(schema.name).lease_tokens')
+            FROM picked
+            WHERE j.id = picked.id
+            RETURNING j.id, j.kind, j.queue, j.namespace, j.args::text, j.attempt, j.max_attempts, j.lease_token,
+                      coalesce(j.timeout_ms, -1), j.tags
+            """
+
+        // The fence: a row is written only while it is still `running` under the same lease token. A worker whose
+        // lease expired and was taken over presents an old token and changes nothing. The attempt record is
+        // appended in the same row update, so the history and the state can never disagree.
+        self.complete = """
+            WITH c AS (
+                SELECT *
+                FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[],
+                            $7::text[], $8::text[], $9::int[], $10::bigint[], $11::bool[])
+                     AS c(id, token, state, run_after_ms, dead_reason, outcome, error_code, error_message,
+                          attempt_delta, duration_us, require_expired)
+            )
+            UPDATE \(s).jobs j
+            SET state = c.state,
+                run_at = CASE WHEN c.run_after_ms >= 0 THEN now() + c.run_after_ms * interval '1 millisecond'
+                              ELSE j.run_at END,
+                attempt = j.attempt + c.attempt_delta,
+                finished_at = CASE WHEN c.state IN ('completed', 'cancelled', 'discarded') THEN now() END,
+                dead_reason = nullif(c.dead_reason, ''),
+                last_error = coalesce(nullif(c.error_message, ''), j.last_error),
+                lease_owner = NULL,
+                lease_expires_at = NULL,
+                lease_token = NULL,
+                attempts = j.attempts || jsonb_build_object(
+                    'attempt', j.attempt,
+                    'worker', j.lease_owner,
+                    'started_at', to_char(j.attempted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                    'finished_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                    'outcome', c.outcome,
+                    'error_code', nullif(c.error_code, ''),
+                    'error', nullif(c.error_message, ''),
+                    'duration_us', CASE WHEN c.duration_us >= 0 THEN c.duration_us
+                                        ELSE (extract(epoch FROM now() - j.attempted_at) * 1000000)::bigint END)
+            FROM c
+            WHERE j.id = c.id
+              AND j.lease_token = c.token
+              AND j.state = 'running'
+              AND (NOT c.require_expired OR j.lease_expires_at < now())
+            RETURNING j.id
+            """
+
+        // One statement per heartbeat for every lease the process holds. Rows not returned by the UPDATE are
+        // leases this worker lost.
+        self.heartbeat = """
+            WITH held AS (
+                SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS h(id, token)
+            ),
+            extended AS (
+                UPDATE \(s).jobs j
+                SET lease_expires_at = now() + $3 * interval '1 millisecond'
+                FROM held
+                WHERE j.id = held.id AND j.lease_token = held.token AND j.state = 'running'
+                RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested
+            )
+            SELECT held.id, coalesce(extended.cancel_requested::int, -1)
+            FROM held LEFT JOIN extended ON extended.id = held.id
+            """
+
+        self.expiredLeases = """
+            SELECT id, lease_token, kind, attempt, max_attempts
+            FROM \(s).jobs
+            WHERE state = 'running' AND lease_expires_at < now()
+            ORDER BY lease_expires_at
+            LIMIT $1
+            """
+
+        self.job = "SELECT \(columns) FROM \(s).jobs WHERE id = $1"
+
+        // Every filter is a bind; an empty value means "any". Keyset pagination on id, newest first.
+        self.list = """
+            SELECT \(columns)
+            FROM \(s).jobs
+            WHERE (cardinality($1::text[]) = 0 OR state = ANY($1::text[]))
+              AND ($2 = '' OR queue = $2)
+              AND ($3 = '' OR kind = $3)
+              AND ($4 = '' OR namespace = $4)
+              AND ($5 = '' OR $5 = ANY(tags))
+              AND ($6 = 0 OR id < $6)
+            ORDER BY id DESC
+            LIMIT $7
+            """
+
+        // A job that is not running is cancelled at once; a running one gets a request that its worker sees on
+        // its next heartbeat. SET expressions read the row as it was before the update.
+        self.cancel = """
+            UPDATE \(s).jobs
+            SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+                finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
+                cancel_requested_at = CASE WHEN state = 'running' THEN now() ELSE cancel_requested_at END
+            WHERE id = $1 AND state IN ('scheduled', 'available', 'retryable', 'running')
+            RETURNING \(columns)
+            """
+
+        self.retry = """
+            UPDATE \(s).jobs
+            SET state = 'available',
+                run_at = now(),
+                finished_at = NULL,
+                dead_reason = NULL,
+                cancel_requested_at = NULL,
+                max_attempts = greatest(max_attempts, attempt + 1)
+            WHERE id = $1 AND state IN ('discarded', 'cancelled')
+            RETURNING \(columns)
+            """
+
+        // The replay is a new job: fresh attempts, no unique key (the original may still hold it), and a pointer
+        // back to the original, which is left untouched.
+        self.replay = """
+            INSERT INTO \(s).jobs (kind, queue, namespace, args, priority, state, run_at, max_attempts, timeout_ms,
+                                   tags, replay_of)
+            SELECT kind, queue, namespace, args, priority, 'available', now(), max_attempts, timeout_ms, tags, id
+            FROM \(s).jobs
+            WHERE id = $1 AND state IN ('completed', 'cancelled', 'discarded')
+            RETURNING id, queue
+            """
+
+        self.notify = "SELECT pg_notify($1, $2)"
+
+        self.pause = """
+            INSERT INTO \(s).queues (name, paused_at, updated_at)
+            VALUES ($1, CASE WHEN $2::bool THEN now() END, now())
+            ON CONFLICT (name) DO UPDATE SET paused_at = excluded.paused_at, updated_at = now()
+            """
+
+        self.queueCounts = "SELECT queue, state, count(*) FROM \(s).jobs GROUP BY queue, state"
+        self.pausedQueues = "SELECT name, paused_at IS NOT NULL FROM \(s).queues"
+
+        self.runnableCounts = """
+            SELECT queue, count(*)
+            FROM \(s).jobs
+            WHERE state IN ('available', 'scheduled', 'retryable')
+            GROUP BY queue
+            """
+    }
+}

@@ -1,0 +1,219 @@
+import Conveyor
+import ConveyorCore
+import ConveyorPostgres
+import Foundation
+import PostgresNIO
+import Testing
+
+@Suite(.database) struct EnqueueTests {
+    @Test("an enqueued job is stored available with its arguments and options")
+    func enqueueStoresTheJob() async throws {
+        let db = try TestDatabase.get()
+        let enqueued = try await db.client.jobs.enqueue(
+            Echo(value: 7),
+            options: .init(queue: "mail", priority: 3, maxAttempts: 5, tags: ["a", "b"], namespace: "acme")
+        )
+        #expect(!enqueued.isDuplicate)
+        let job = try #require(try await db.client.jobs.get(enqueued.id))
+        #expect(job.kind == "test.echo")
+        #expect(job.queue == "mail")
+        #expect(job.namespace == "acme")
+        #expect(job.priority == 3)
+        #expect(job.maxAttempts == 5)
+        #expect(job.tags == ["a", "b"])
+        #expect(job.state == .available)
+        #expect(try job.decodeArguments(as: Echo.self).value == 7)
+    }
+
+    @Test("a delayed job is scheduled, not available")
+    func delayedJobIsScheduled() async throws {
+        let db = try TestDatabase.get()
+        let delayed = try await db.client.jobs.enqueue(Echo(value: 1), options: .init(delay: .seconds(3600)))
+        let at = try await db.client.jobs.enqueue(Echo(value: 2), options: .init(runAt: Date().addingTimeInterval(600)))
+        #expect(try await db.client.jobs.get(delayed.id)?.state == .scheduled)
+        let job = try #require(try await db.client.jobs.get(at.id))
+        #expect(job.state == .scheduled)
+        #expect(abs(job.runAt.timeIntervalSinceNow - 600) < 60)
+    }
+
+    @Test("a batch is inserted in one statement and keeps the input order")
+    func batchKeepsOrder() async throws {
+        let db = try TestDatabase.get()
+        let jobs = try await db.client.jobs.enqueue(contentsOf: (0..<500).map { Echo(value: $0) })
+        #expect(jobs.count == 500)
+        #expect(jobs.map(\.id) == jobs.map(\.id).sorted())
+        for index in [0, 250, 499] {
+            let job = try #require(try await db.client.jobs.get(jobs[index].id))
+            #expect(try job.decodeArguments(as: Echo.self).value == index)
+        }
+    }
+
+    @Test("a job enqueued in a transaction exists if and only if the transaction commits")
+    func transactionalEnqueue() async throws {
+        let db = try TestDatabase.get()
+        try await db.execute("CREATE TABLE {schema}.orders (id int PRIMARY KEY)")
+        let committed = try await db.postgres.withTransaction(logger: db.logger) { connection in
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "INSERT INTO \"\(db.schema)\".orders VALUES (1)"),
+                logger: db.logger
+            )
+            return try await db.client.jobs.enqueue(Echo(value: 1), on: connection)
+        }
+        let error = await #expect(throws: PostgresTransactionError.self) {
+            try await db.postgres.withTransaction(logger: db.logger) { connection in
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "INSERT INTO \"\(db.schema)\".orders VALUES (2)"),
+                    logger: db.logger
+                )
+                _ = try await db.client.jobs.enqueue(Echo(value: 2), options: .init(uniqueKey: "k2"), on: connection)
+                throw Rollback()
+            }
+        }
+        #expect(error?.closureError is Rollback)
+        #expect(try await db.client.jobs.get(committed.id) != nil)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.orders") == 1)
+        // The rolled-back unique key left no trace: it can be used again.
+        let again = try await db.client.jobs.enqueue(Echo(value: 3), options: .init(uniqueKey: "k2"))
+        #expect(!again.isDuplicate)
+    }
+
+    @Test("a duplicate unique key returns the existing job, within a batch too")
+    func uniqueKeyReturnsExisting() async throws {
+        let db = try TestDatabase.get()
+        let first = try await db.client.jobs.enqueue(Echo(value: 1), options: .init(uniqueKey: "order-1"))
+        let second = try await db.client.jobs.enqueue(Echo(value: 2), options: .init(uniqueKey: "order-1"))
+        #expect(second.id == first.id)
+        #expect(second.isDuplicate)
+        let otherTenant = try await db.client.jobs.enqueue(
+            Echo(value: 3),
+            options: .init(namespace: "other", uniqueKey: "order-1")
+        )
+        #expect(otherTenant.id != first.id)
+        let batch = try await db.client.jobs.enqueue([
+            JobRequest(Echo(value: 4), options: .init(uniqueKey: "b")),
+            JobRequest(Echo(value: 5)),
+            JobRequest(Echo(value: 6), options: .init(uniqueKey: "b")),
+            JobRequest(Echo(value: 7), options: .init(uniqueKey: "order-1")),
+        ])
+        #expect(!batch[0].isDuplicate)
+        #expect(!batch[1].isDuplicate)
+        #expect(batch[2].id == batch[0].id && batch[2].isDuplicate)
+        #expect(batch[3].id == first.id && batch[3].isDuplicate)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 4)
+    }
+
+    @Test("concurrent enqueues of one unique key, some rolled back, leave exactly one job")
+    func uniqueKeyUnderConcurrency() async throws {
+        let db = try TestDatabase.get()
+        let ids = try await withThrowingTaskGroup(of: JobID?.self) { group in
+            for index in 0..<24 {
+                group.addTask {
+                    do {
+                        return try await db.postgres.withTransaction(logger: db.logger) { connection in
+                            let job = try await db.client.jobs.enqueue(
+                                Echo(value: index),
+                                options: .init(uniqueKey: "shared"),
+                                on: connection
+                            )
+                            if index % 3 == 0 { throw Rollback() }
+                            return job.id
+                        }
+                    } catch let error as PostgresTransactionError where error.closureError is Rollback {
+                        return nil
+                    }
+                }
+            }
+            var ids: [JobID] = []
+            for try await id in group { if let id { ids.append(id) } }
+            return ids
+        }
+        #expect(ids.count == 16)
+        #expect(Set(ids).count == 1)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1)
+        let survivor = try #require(try await db.client.jobs.get(ids[0]))
+        #expect(try survivor.decodeArguments(as: Echo.self).value % 3 != 0)
+    }
+
+    @Test("bad input gets a stable code and stores nothing")
+    func badInputIsRefused() async throws {
+        let db = try TestDatabase.get()
+        let existing = try await db.client.jobs.enqueue(Echo(value: 1))
+        let cases: [(ConveyorError.Code, () async throws -> Void)] = [
+            (.malformedArguments, { try await db.client.jobs.enqueue(kind: "k", argumentsJSON: "{\"a\": ") }),
+            (.malformedArguments, { try await db.client.jobs.enqueue(kind: "k", argumentsJSON: "[1, 2]") }),
+            (.malformedArguments, { try await db.client.jobs.enqueue(kind: "k", argumentsJSON: "{\"a\": \"\\u0000\"}") }),
+            (
+                .argumentsTooLarge,
+                {
+                    let big = "{\"a\": \"" + String(repeating: "x", count: 2 << 20) + "\"}"
+                    try await db.client.jobs.enqueue(kind: "k", argumentsJSON: big)
+                }
+            ),
+            (.invalidKind, { try await db.client.jobs.enqueue(kind: "bad kind'", argumentsJSON: "{}") }),
+            (.invalidQueueName, { try await db.client.jobs.enqueue(Echo(value: 1), options: .init(queue: "q; DROP")) }),
+            (.invalidQueueName, { try await db.client.jobs.enqueue(Echo(value: 1), options: .init(queue: "")) }),
+            (.invalidNamespace, { try await db.client.jobs.enqueue(Echo(value: 1), options: .init(namespace: "a/b")) }),
+            (.invalidOption, { try await db.client.jobs.enqueue(Echo(value: 1), options: .init(priority: 10)) }),
+            (.invalidOption, { try await db.client.jobs.enqueue(Echo(value: 1), options: .init(maxAttempts: 0)) }),
+            (.invalidOption, { try await db.client.jobs.enqueue(Echo(value: 1), options: .init(tags: ["a,b"])) }),
+            (.invalidOption, { try await db.client.jobs.enqueue(Echo(value: 1), options: .init(uniqueKey: "")) }),
+            // A batch with one bad member stores none of it.
+            (
+                .invalidQueueName,
+                {
+                    try await db.client.jobs.enqueue([
+                        JobRequest(Echo(value: 1)), JobRequest(Echo(value: 2), options: .init(queue: "bad queue")),
+                    ])
+                }
+            ),
+        ]
+        for (code, operation) in cases {
+            let error = await #expect(throws: ConveyorError.self) { try await operation() }
+            #expect(error?.code == code)
+        }
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1)
+        #expect(try await db.client.jobs.get(existing.id)?.state == .available)
+    }
+
+    @Test("hostile strings in filters are values, not SQL, and invalid filters get a code")
+    func hostileFilters() async throws {
+        let db = try TestDatabase.get()
+        try await db.client.jobs.enqueue(Echo(value: 1))
+        let hostile = "x' OR '1'='1"
+        let error = await #expect(throws: ConveyorError.self) {
+            try await db.client.jobs.list(JobFilter(kind: hostile))
+        }
+        #expect(error?.code == .invalidKind)
+        let page = try await db.client.jobs.list(JobFilter(kind: "x.OR.1"))
+        #expect(page.jobs.isEmpty)
+        let cursorError = await #expect(throws: ConveyorError.self) {
+            try await db.client.jobs.list(JobFilter(cursor: "1; DROP TABLE jobs"))
+        }
+        #expect(cursorError?.code == .invalidFilter)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1)
+    }
+
+    @Test("listing pages through jobs newest first with filters")
+    func listingPaginates() async throws {
+        let db = try TestDatabase.get()
+        try await db.client.jobs.enqueue(contentsOf: (0..<25).map { Echo(value: $0) }, options: .init(queue: "a"))
+        try await db.client.jobs.enqueue(contentsOf: (0..<5).map { Echo(value: $0) }, options: .init(queue: "b"))
+        var seen: [JobID] = []
+        var filter = JobFilter(queue: "a", limit: 10)
+        while true {
+            let page = try await db.client.jobs.list(filter)
+            seen += page.jobs.map(\.id)
+            guard let next = page.nextCursor else { break }
+            filter.cursor = next
+        }
+        #expect(seen.count == 25)
+        #expect(seen == seen.sorted(by: >))
+        #expect(Set(seen).count == 25)
+        let available = try await db.client.jobs.list(JobFilter(states: [.available], limit: 100))
+        #expect(available.jobs.count == 30)
+        #expect(try await db.client.jobs.list(JobFilter(states: [.completed])).jobs.isEmpty)
+    }
+}
+
+private struct Rollback: Error {}

@@ -1,0 +1,170 @@
+import Conveyor
+import ConveyorLocalPostgres
+import ConveyorPostgres
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// A migrated schema of its own for one test, on the test process's PostgreSQL.
+///
+/// The server is a private cluster that the first test starts and the process stops at exit, or the server that
+/// `CONVEYOR_TEST_DATABASE_URL` points at. Every connection has an empty `search_path`, so any SQL that forgets
+/// to qualify a table with the schema fails.
+struct TestDatabase: Sendable {
+    @TaskLocal static var current: TestDatabase?
+
+    let url: String
+    let schema: String
+    let postgres: PostgresClient
+    let store: PostgresJobStore
+    let client: ConveyorClient
+    let logger: Logger
+
+    /// The database of the running test; fails the test when it was not given the `.database` trait.
+    static func get() throws -> TestDatabase {
+        try #require(Self.current, "the test needs the .database trait")
+    }
+
+    /// A `PostgresClient` configuration for the test server with an empty `search_path`.
+    static func configuration(url: String) throws -> PostgresClient.Configuration {
+        var configuration = try PostgresClient.Configuration(url: url)
+        configuration.options.additionalStartupParameters = [("search_path", "")]
+        configuration.options.maximumConnections = 20
+        return configuration
+    }
+
+    static func withFreshSchema(_ body: (TestDatabase) async throws -> Void) async throws {
+        let url = try await TestServer.shared.url()
+        let schema = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        var logger = Logger(label: "conveyor.test")
+        logger.logLevel = ProcessInfo.processInfo.environment["CONVEYOR_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
+        let postgres = PostgresClient(configuration: try Self.configuration(url: url), backgroundLogger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await postgres.run() }
+            defer { group.cancelAll() }
+            let store = try PostgresJobStore(client: postgres, schema: schema)
+            let client = ConveyorClient(store: store, logger: logger)
+            try await client.migrate()
+            let database = TestDatabase(
+                url: url,
+                schema: schema,
+                postgres: postgres,
+                store: store,
+                client: client,
+                logger: logger
+            )
+            do {
+                try await body(database)
+            } catch {
+                try? await database.dropSchema()
+                throw error
+            }
+            try await database.dropSchema()
+        }
+    }
+
+    func dropSchema() async throws {
+        try await self.postgres.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \"\(self.schema)\" CASCADE"))
+    }
+
+    /// Runs SQL that the test writes itself (assertions on stored rows), with `{schema}` replaced.
+    @discardableResult
+    func execute(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) async throws -> PostgresRowSequence {
+        let text = sql.replacingOccurrences(of: "{schema}", with: "\"\(self.schema)\"")
+        return try await self.postgres.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: self.logger)
+    }
+
+    /// One integer from a query, such as a count.
+    func scalar(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) async throws -> Int {
+        for try await value in try await self.execute(sql, binds).decode(Int.self) {
+            return value
+        }
+        throw TestFailure("query returned no rows: \(sql)")
+    }
+
+    /// Waits, checking every 20 ms, until `condition` holds or `timeout` passes; fails the test on timeout.
+    func waitUntil(
+        _ what: String,
+        timeout: Duration = .seconds(30),
+        condition: () async throws -> Bool
+    ) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("timed out after \(timeout) waiting until \(what)")
+    }
+
+    /// Runs a worker in the background of `body`, then shuts it down gracefully and waits for it to return.
+    func withWorker(
+        _ registry: JobRegistry,
+        configure: (inout ConveyorWorker.Configuration) -> Void = { _ in },
+        _ body: (ConveyorWorker) async throws -> Void
+    ) async throws {
+        var configuration = ConveyorWorker.Configuration()
+        configuration.migrateOnStart = false
+        configuration.pollInterval = .milliseconds(200)
+        configure(&configuration)
+        let worker = ConveyorWorker(client: self.client, registry: registry, configuration: configuration)
+        try await TestServiceRunner.run(worker, body)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Starts the test process's PostgreSQL once, on first use, and stops it when the process exits.
+actor TestServer {
+    static let shared = TestServer()
+
+    /// The one start, shared by every test that asks while it runs (an actor alone would let each caller that
+    /// arrives during the `await` start a cluster of its own).
+    private var starting: Task<String, any Error>?
+
+    func url() async throws -> String {
+        if let starting { return try await starting.value }
+        let task = Task<String, any Error> {
+            if let url = ProcessInfo.processInfo.environment["CONVEYOR_TEST_DATABASE_URL"], !url.isEmpty {
+                return url
+            }
+            var logger = Logger(label: "conveyor.test.postgres")
+            logger.logLevel = .warning
+            let cluster = try await LocalPostgres.startEphemeral(logger: logger)
+            cluster.stopAtExit()
+            return cluster.url
+        }
+        self.starting = task
+        return try await task.value
+    }
+}
+
+/// The `.database` trait: the test runs with its own migrated schema in ``TestDatabase/current``.
+struct DatabaseTrait: TestTrait, SuiteTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    func provideScope(
+        for test: Test,
+        testCase: Test.Case?,
+        performing function: @Sendable () async throws -> Void
+    ) async throws {
+        guard testCase != nil || !test.isSuite else {
+            try await function()
+            return
+        }
+        try await TestDatabase.withFreshSchema { database in
+            try await TestDatabase.$current.withValue(database) {
+                try await function()
+            }
+        }
+    }
+}
+
+extension Trait where Self == DatabaseTrait {
+    /// Gives the test its own migrated schema on a real PostgreSQL server.
+    static var database: Self { DatabaseTrait() }
+}
