@@ -39,8 +39,9 @@ struct ClusterOwner: Sendable, Equatable {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
-    /// Whether the recorded process still runs: `kill(pid, 0)` does not fail with `ESRCH` and, when both are
-    /// known, its start time matches. This process counts as alive only when `isCurrentProcessAlive`.
+    /// Whether the recorded process still runs: `kill(pid, 0)` does not fail with `ESRCH`, it is not a zombie
+    /// and, when both are known, its start time matches. This process counts as alive only when
+    /// `isCurrentProcessAlive`.
     func isAlive(isCurrentProcessAlive: Bool) -> Bool {
         if pid == getpid() {
             return isCurrentProcessAlive
@@ -48,14 +49,24 @@ struct ClusterOwner: Sendable, Equatable {
         if kill(pid, 0) != 0 && errno == ESRCH {
             return false
         }
-        if let startTime, let actual = Self.startTime(of: pid), actual != startTime {
+        guard let status = Self.status(of: pid) else {
+            return true
+        }
+        if status.state == "Z" {
+            return false
+        }
+        if let startTime, let actual = status.startTime, actual != startTime {
             return false
         }
         return true
     }
 
-    /// Field 22 (`starttime`) of `/proc/<pid>/stat`, or `nil` where there is no `/proc`.
     private static func startTime(of pid: pid_t) -> UInt64? {
+        status(of: pid)?.startTime
+    }
+
+    /// The state (field 3) and start time (field 22) from `/proc/<pid>/stat`, or `nil` where there is no `/proc`.
+    private static func status(of pid: pid_t) -> (state: Character?, startTime: UInt64?)? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let commandEnd = stat.lastIndex(of: ")")
         else {
@@ -63,6 +74,6 @@ struct ClusterOwner: Sendable, Equatable {
         }
         // Fields after the parenthesized command name start with field 3 (state); starttime is field 22.
         let fields = stat[stat.index(after: commandEnd)...].split(separator: " ")
-        return fields.count > 19 ? UInt64(fields[19]) : nil
+        return (fields.first?.first, fields.count > 19 ? UInt64(fields[19]) : nil)
     }
 }

@@ -52,33 +52,30 @@ import Darwin
         try await cluster.stop()
     }
 
-    @Test("a server left running by a dead owner is stopped and started again on a fresh port, data kept")
+    @Test("a server left running by an owner that exited is stopped and started again on a fresh port, data kept")
     func abandonedServerIsRestarted() async throws {
         let directory = TestSupport.scratchPath()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let first = try await LocalPostgres.startPersistent(at: directory)
-        #expect(try await TestSupport.psql(first, "create table kept (id int)").status == 0)
-        try await first.stop()
 
-        // Start the server behind LocalPostgres's back, as a process that then died would have left it.
-        let port = first.port
-        let pgCtl = first.binaries.pgCtl
-        let options = "-c listen_addresses=127.0.0.1 -c port=\(port) -c unix_socket_directories=\(directory)/run"
-        let pgCtlArguments = ["-D", directory + "/data", "-l", directory + "/server.log", "-w", "-o", options, "start"]
-        let started =
-            geteuid() == 0
-            ? try await TestSupport.run("/usr/sbin/runuser", ["-u", "postgres", "--", pgCtl] + pgCtlArguments)
-            : try await TestSupport.run(pgCtl, pgCtlArguments)
-        #expect(started.status == 0, "\(started.text)")
-        #expect(TestSupport.isListening(on: port))
-        let deadPID = try await TestSupport.deadProcessID()
-        try "\(deadPID)\n".write(toFile: directory + "/owner.pid", atomically: true, encoding: .utf8)
+        // A child process starts the cluster, creates a table and exits without stopping the server.
+        await #expect(processExitsWith: .success) { [directory] in
+            let cluster = try await LocalPostgres.startPersistent(at: directory)
+            let created = try await TestSupport.psql(cluster, "create table kept (id int)")
+            exit(created.status == 0 ? EXIT_SUCCESS : EXIT_FAILURE)
+        }
+        let abandoned = try String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8)
+            .split(separator: "\n")
+        let abandonedPID = try #require(abandoned.first.flatMap { Int32($0) })
+        let abandonedPort = try #require(abandoned.dropFirst(3).first.flatMap { Int($0) })
+        #expect(TestSupport.isListening(on: abandonedPort))
 
-        let second = try await LocalPostgres.startPersistent(at: directory)
-        #expect(!TestSupport.isListening(on: port) || second.port == port)
-        #expect(try await TestSupport.psql(second, "select count(*) from kept").text == "0")
+        let cluster = try await LocalPostgres.startPersistent(at: directory)
+        #expect(cluster.port != abandonedPort)
+        #expect(!TestSupport.isListening(on: abandonedPort))
+        #expect(kill(abandonedPID, 0) != 0)
+        #expect(try await TestSupport.psql(cluster, "select count(*) from kept").text == "0")
         let owner = try String(contentsOfFile: directory + "/owner.pid", encoding: .utf8)
         #expect(owner.hasPrefix("\(getpid())\n"))
-        try await second.stop()
+        try await cluster.stop()
     }
 }

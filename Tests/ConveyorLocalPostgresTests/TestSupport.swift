@@ -22,7 +22,7 @@ enum TestSupport {
     /// Runs `sql` with the cluster's own `psql` over TCP through `cluster.url`, printing unaligned tuples only.
     static func psql(_ cluster: LocalPostgres, _ sql: String) async throws -> Output {
         let psql = try #require(cluster.binaries.psql, "psql is missing from \(cluster.binaries.directory)")
-        return try await run(psql, [cluster.url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        return try await run(psql, [cluster.url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
     }
 
     /// Runs `executable` with `arguments` without blocking the caller's thread; output is captured.

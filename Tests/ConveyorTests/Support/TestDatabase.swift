@@ -108,7 +108,12 @@ struct TestDatabase: Sendable {
         configuration.migrateOnStart = false
         configuration.pollInterval = .milliseconds(200)
         configure(&configuration)
-        let worker = ConveyorWorker(client: self.client, registry: registry, configuration: configuration)
+        let worker = ConveyorWorker(
+            client: self.client,
+            registry: registry,
+            configuration: configuration,
+            logger: self.logger
+        )
         try await TestServiceRunner.run(worker, body)
     }
 }
