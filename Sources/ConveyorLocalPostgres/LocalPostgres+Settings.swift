@@ -7,9 +7,11 @@ extension LocalPostgres {
     public struct Settings: Sendable, Equatable {
         /// Whether committed data must survive an operating-system crash. Default `false`.
         ///
-        /// `false` (tests) sets `fsync=off`, `synchronous_commit=off` and `full_page_writes=off`: much faster,
-        /// and data still survives the server process being killed. `true` (benchmarks, `conveyor dev`) sets
-        /// `fsync=on`, `synchronous_commit=on` and `full_page_writes=on`.
+        /// `false` (tests) sets `fsync=off`, `synchronous_commit=off` and `full_page_writes=off`: much faster, but
+        /// transactions committed in the last fraction of a second (`wal_writer_delay`) are lost when the server
+        /// is killed or stopped with `stopImmediately()`, and an operating-system crash can corrupt the cluster.
+        /// `true` (benchmarks, `conveyor dev`) sets `fsync=on`, `synchronous_commit=on` and
+        /// `full_page_writes=on`.
         public var durable: Bool
         /// `shared_buffers`. Default `"128MB"`.
         public var sharedBuffers: String

@@ -220,7 +220,8 @@ public struct LocalPostgres: Sendable {
         if isEphemeral {
             do {
                 try fileManager.removeItem(atPath: directory)
-            } catch where fileManager.fileExists(atPath: directory) {
+            } catch {
+                guard fileManager.fileExists(atPath: directory) else { return }
                 throw LocalPostgresError(
                     code: .stopFailed,
                     message: "the server of \(directory) stopped, but the directory could not be deleted; "

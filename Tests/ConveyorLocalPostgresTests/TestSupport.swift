@@ -75,6 +75,18 @@ enum TestSupport {
         return try #require(text.split(separator: "\n").first.flatMap { Int32($0) })
     }
 
+    /// Whether process `pid` runs: it exists and, where `/proc` tells, is not a zombie (an exited server whose
+    /// parent, often the container's init, has not reaped it yet).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 || errno != ESRCH else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let commandEnd = stat.lastIndex(of: ")")
+        else {
+            return true
+        }
+        return stat[stat.index(after: commandEnd)...].split(separator: " ").first != "Z"
+    }
+
     /// Whether something accepts TCP connections on 127.0.0.1:`port`.
     static func isListening(on port: Int) -> Bool {
         #if canImport(Darwin)

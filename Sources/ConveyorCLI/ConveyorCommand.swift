@@ -1,0 +1,45 @@
+import ArgumentParser
+import Conveyor
+import Foundation
+import Logging
+
+@main
+struct ConveyorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conveyor",
+        abstract: "A durable job queue on PostgreSQL.",
+        discussion: """
+            Commands that talk to a database use --database-url, else DATABASE_URL, else the server that \
+            `conveyor dev` is running in this directory.
+            """,
+        subcommands: [
+            DevCommand.self, DemoCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self,
+            DeadLetterCommand.self, RetryCommand.self, ReplayCommand.self, CancelCommand.self, QueuesCommand.self,
+            WorkerCommand.self,
+        ]
+    )
+}
+
+/// Runs a command body, printing any error as one line on stderr and exiting non-zero.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CancellationError {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+func bootstrapLogging(level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,186 @@
+import ArgumentParser
+import Conveyor
+import ConveyorCore
+import ConveyorLocalPostgres
+import ConveyorPostgres
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import UnixSignals
+import Synchronization
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Start everything and run a bounded demo workload: completions, retries and dead letters.",
+        discussion: """
+            Uses DATABASE_URL (or --database-url) when set, else starts a throwaway PostgreSQL and removes it at \
+            the end. Exits 0 when every demo job has finished.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "How many jobs to enqueue.") var jobs: Int = 2000
+    @Option(help: "Execution slots of the worker.") var slots: Int = 10
+    @Option(help: "Log level.") var logLevel: Logger.Level = .warning
+
+    func run() async throws {
+        bootstrapLogging(level: self.logLevel)
+        try await reportingErrors {
+            guard (1...1_000_000).contains(self.jobs) else {
+                throw ConveyorError(.invalidOption, "--jobs must be between 1 and 1000000")
+            }
+            let logger = Logger(label: "conveyor.demo")
+            if let url = self.database.configuredURL() {
+                try await self.run(url: url, logger: logger)
+                return
+            }
+            print("No DATABASE_URL: starting a private PostgreSQL …")
+            fflush(stdout)
+            let cluster = try await LocalPostgres.startEphemeral(logger: logger)
+            cluster.stopAtExit()
+            do {
+                try await self.run(url: cluster.url, logger: logger)
+            } catch {
+                try? await cluster.stop()
+                throw error
+            }
+            try await cluster.stop()
+        }
+    }
+
+    private func run(url: String, logger: Logger) async throws {
+        let postgres = PostgresClient(configuration: try PostgresClient.Configuration(url: url), backgroundLogger: logger)
+        let store = try PostgresJobStore(client: postgres, schema: self.database.schema)
+        let client = ConveyorClient(store: store, logger: logger)
+        var registry = JobRegistry()
+        DemoJobs.register(into: &registry, retryPolicy: .constant(.milliseconds(200)))
+        var configuration = ConveyorWorker.Configuration()
+        let queue = "demo-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        configuration.queues = [queue: .init(slots: self.slots)]
+        let worker = ConveyorWorker(client: client, registry: registry, configuration: configuration, logger: logger)
+        let driver = DemoDriver(client: client, queue: queue, jobs: self.jobs)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: postgres),
+                    .init(service: worker),
+                    .init(service: driver, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        guard driver.finished else { throw ExitCode.failure }
+    }
+}
+
+/// Enqueues the demo workload, shows progress until every job finished, then prints a summary.
+final class DemoDriver: Service, Sendable {
+    let client: ConveyorClient
+    let queue: String
+    let jobs: Int
+    private let done = ManagedFlag()
+
+    init(client: ConveyorClient, queue: String, jobs: Int) {
+        self.client = client
+        self.queue = queue
+        self.jobs = jobs
+    }
+
+    var finished: Bool { self.done.value }
+
+    func run() async throws {
+        try await self.client.migrate()
+        var generator = SystemRandomNumberGenerator()
+        let requests = (0..<self.jobs).map { index -> JobRequest in
+            let roll = Int.random(in: 0..<100, using: &generator)
+            var work = DemoJobs.Work(milliseconds: Int.random(in: 0...4, using: &generator))
+            var options = JobOptions(queue: self.queue, maxAttempts: 3)
+            switch roll {
+            case 0..<80: break
+            case 80..<90: work.failAttempts = 1
+            case 90..<95: work.failAttempts = 2
+            case 95..<98: work.alwaysFail = true
+            default: work.nonRetryable = true
+            }
+            if index % 10 == 0 { options.priority = 1 }
+            return JobRequest(work, options: options)
+        }
+        let clock = ContinuousClock()
+        let enqueueStart = clock.now
+        _ = try await self.client.jobs.enqueue(requests)
+        let enqueueTime = clock.now - enqueueStart
+        print("enqueued \(self.jobs) jobs on queue \(self.queue) in one batch (\(Self.format(enqueueTime)))")
+        let start = clock.now
+        var counts: [JobState: Int] = [:]
+        while true {
+            counts = try await self.counts()
+            let finished = (counts[.completed] ?? 0) + (counts[.discarded] ?? 0) + (counts[.cancelled] ?? 0)
+            let elapsed = Self.seconds(clock.now - start)
+            let line = String(
+                format: "\r  completed %6d  retrying %4d  running %3d  waiting %6d  dead-lettered %4d  %7.0f jobs/s",
+                counts[.completed] ?? 0,
+                counts[.retryable] ?? 0,
+                counts[.running] ?? 0,
+                (counts[.available] ?? 0) + (counts[.scheduled] ?? 0),
+                counts[.discarded] ?? 0,
+                elapsed > 0 ? Double(finished) / elapsed : 0
+            )
+            print(line, terminator: "")
+            fflush(stdout)
+            if finished >= self.jobs { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        let elapsed = Self.seconds(clock.now - start)
+        print("")
+        let dead = try await self.client.jobs.list(JobFilter(states: [.discarded], queue: self.queue, limit: 1000))
+        var reasons: [String: Int] = [:]
+        for job in dead.jobs { reasons[job.deadReason?.rawValue ?? "?", default: 0] += 1 }
+        let retried = try await self.retriedCount()
+        print(
+            """
+            done in \(String(format: "%.2f", elapsed)) s: \(counts[.completed] ?? 0) completed, \
+            \(counts[.discarded] ?? 0) dead-lettered, \(retried) retries; \
+            \(String(format: "%.0f", Double(self.jobs) / max(elapsed, 0.001))) jobs/s end to end
+            dead-letter reasons: \(reasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            inspect one: conveyor jobs show \(dead.jobs.first?.id.description ?? "<id>") (with the same DATABASE_URL)
+            """
+        )
+        self.done.set()
+    }
+
+    private func counts() async throws -> [JobState: Int] {
+        let queues = try await self.client.queues.list()
+        return queues.first { $0.name == self.queue }?.counts ?? [:]
+    }
+
+    private func retriedCount() async throws -> Int {
+        var retries = 0
+        var filter = JobFilter(queue: self.queue, limit: 1000)
+        while true {
+            let page = try await self.client.jobs.list(filter)
+            retries += page.jobs.reduce(0) { $0 + max(0, $1.attempts.count - 1) }
+            guard let next = page.nextCursor else { break }
+            filter.cursor = next
+        }
+        return retries
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    static func format(_ duration: Duration) -> String {
+        String(format: "%.1f ms", Self.seconds(duration) * 1000)
+    }
+}
+
+/// A set-once flag readable from any thread.
+final class ManagedFlag: Sendable {
+    private let storage = Mutex(false)
+    var value: Bool { self.storage.withLock { $0 } }
+    func set() { self.storage.withLock { $0 = true } }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Conveyor
+import ConveyorPostgres
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import UnixSignals
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a worker with the built-in demo job types until SIGINT or SIGTERM."
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(name: .customLong("queue"), help: "A queue to work, as NAME or NAME:SLOTS (repeatable; default default:10).")
+    var queues: [String] = []
+
+    @Flag(help: "Poll only, without LISTEN (for PgBouncer in transaction mode).")
+    var pollOnly = false
+
+    @Option(help: "Lease duration in seconds.") var lease: Double = 30
+    @Option(help: "Heartbeat interval in seconds.") var heartbeat: Double = 10
+    @Option(help: "Poll interval in seconds.") var poll: Double = 1
+    @Option(help: "Reaper interval in seconds.") var reaper: Double = 5
+    @Option(help: "Graceful shutdown period in seconds.") var grace: Double = 10
+    @Option(help: "Base retry delay in seconds for the demo job types.") var retryDelay: Double = 1
+    @Option(help: "Log level.") var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        bootstrapLogging(level: self.logLevel)
+        try await reportingErrors {
+            var configuration = ConveyorWorker.Configuration()
+            configuration.queues = try Self.parseQueues(self.queues)
+            configuration.wakeMode = self.pollOnly ? .pollOnly : .listen
+            configuration.leaseDuration = .seconds(self.lease)
+            configuration.heartbeatInterval = .seconds(self.heartbeat)
+            configuration.pollInterval = .seconds(self.poll)
+            configuration.reaperInterval = .seconds(self.reaper)
+            configuration.shutdownGracePeriod = .seconds(self.grace)
+            try configuration.validate()
+            var registry = JobRegistry()
+            DemoJobs.register(into: &registry, retryPolicy: RetryPolicy(base: .seconds(self.retryDelay)))
+            let logger = Logger(label: "conveyor.worker")
+            let url = try self.database.requireURL()
+            let postgres = PostgresClient(
+                configuration: try PostgresClient.Configuration(url: url),
+                backgroundLogger: logger
+            )
+            let store = try PostgresJobStore(client: postgres, schema: self.database.schema)
+            let client = ConveyorClient(store: store, logger: logger)
+            let worker = ConveyorWorker(client: client, registry: registry, configuration: configuration, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [
+                        .init(service: postgres),
+                        .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
+                    ],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger
+                )
+            )
+            try await group.run()
+        }
+    }
+
+    static func parseQueues(_ specs: [String]) throws -> [String: ConveyorWorker.QueueConfiguration] {
+        guard !specs.isEmpty else { return ["default": .init(slots: 10)] }
+        var queues: [String: ConveyorWorker.QueueConfiguration] = [:]
+        for spec in specs {
+            var name = spec
+            var slots = 10
+            if let colon = spec.lastIndex(of: ":"), let parsed = Int(spec[spec.index(after: colon)...]) {
+                name = String(spec[..<colon])
+                slots = parsed
+            }
+            queues[name] = .init(slots: slots)
+        }
+        return queues
+    }
+}

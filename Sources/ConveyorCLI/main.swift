@@ -1,4 +1,0 @@
-import ArgumentParser
-import PostgresNIO
-import ServiceLifecycle
-print("hi")
