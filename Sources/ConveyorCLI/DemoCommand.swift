@@ -37,7 +37,7 @@ struct DemoCommand: AsyncParsableCommand {
                 return
             }
             print("No DATABASE_URL: starting a private PostgreSQL …")
-            fflush(stdout)
+            fflush(nil)
             let cluster = try await LocalPostgres.startEphemeral(logger: logger)
             cluster.stopAtExit()
             do {
@@ -130,7 +130,7 @@ final class DemoDriver: Service, Sendable {
                 elapsed > 0 ? Double(finished) / elapsed : 0
             )
             print(line, terminator: "")
-            fflush(stdout)
+            fflush(nil)
             if finished >= self.jobs { break }
             try await Task.sleep(for: .milliseconds(250))
         }

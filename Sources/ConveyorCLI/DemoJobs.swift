@@ -56,7 +56,7 @@ enum DemoJobs {
             let line = "\(context.id) \(context.attempt) \(start) \(end) \(getpid())\n"
             try append(line, to: args.file)
         }
-        registry.register(Crash.self) { _, _ in
+        registry.register(Crash.self, retryPolicy: retryPolicy) { _, _ in
             exit(70)
         }
     }

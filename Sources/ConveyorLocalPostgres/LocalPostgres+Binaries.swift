@@ -40,7 +40,8 @@ extension LocalPostgres {
             else {
                 return nil
             }
-            let outcome = Command(postgres, ["--version"]).runSynchronously(logger: Logger(label: "ignored"))
+            let quiet = Logger(label: "conveyor.local-postgres") { _ in SwiftLogNoOpLogHandler() }
+            let outcome = Command(postgres, ["--version"]).runSynchronously(logger: quiet)
             guard outcome.succeeded, let version = Self.majorVersion(fromVersionOutput: outcome.output) else {
                 return nil
             }

@@ -88,6 +88,7 @@ public struct LocalPostgres: Sendable {
         let binaries = try await resolveBinaries(dataVersion: nil, logger: logger)
         let account = try ServerAccount.current()
         let base = ClusterLayout(directory: base ?? defaultEphemeralBase).directory
+        try account.checkCanReach(base + "/cluster")
         try createEphemeralBase(base)
         await StaleClusterReaper(base: base, binaries: binaries, account: account, logger: logger).reap()
 
@@ -132,6 +133,7 @@ public struct LocalPostgres: Sendable {
         let account = try ServerAccount.current()
         await StaleClusterReaper(base: defaultEphemeralBase, binaries: binaries, account: account, logger: logger)
             .reap()
+        try account.checkCanReach(layout.directory)
         try createDirectory(layout.directory, permissions: nil)
 
         guard let claim = ClusterRegistry.shared.claim(layout.directory) else {
@@ -158,6 +160,15 @@ public struct LocalPostgres: Sendable {
             }
             throw error
         }
+    }
+
+    /// Starts the cluster kept in `directory`; the same as `startPersistent(at: directory.path, ...)`.
+    public static func startPersistent(
+        at directory: URL,
+        settings: Settings = Settings(),
+        logger: Logger = Logger(label: "conveyor.local-postgres")
+    ) async throws -> LocalPostgres {
+        try await startPersistent(at: directory.path, settings: settings, logger: logger)
     }
 
     /// Shuts the server down cleanly with `pg_ctl stop -m fast` and waits until it has exited, falling back to
@@ -326,8 +337,9 @@ extension LocalPostgres {
         }
     }
 
-    /// Prepares the directories, runs `initdb` if needed, starts the server on a free port (trying up to three
-    /// ports when another process takes one first) and creates the `conveyor` database.
+    /// Prepares the directories (whose parents the server account can reach), runs `initdb` if needed, starts the
+    /// server on a free port (trying up to three ports when another process takes one first) and creates the
+    /// `conveyor` database.
     private static func launch(
         layout: ClusterLayout,
         binaries: Binaries,
@@ -338,7 +350,6 @@ extension LocalPostgres {
         logger: Logger
     ) async throws -> LocalPostgres {
         try layout.validate()
-        try account.checkCanReach(layout.directory)
         try createDirectory(layout.socketDirectory, permissions: 0o700)
         let logExists = FileManager.default.fileExists(atPath: layout.logFile)
         try account.takeOwnership(of: [layout.directory, layout.socketDirectory] + (logExists ? [layout.logFile] : []))

@@ -7,12 +7,15 @@ import Foundation
 public struct LocalPostgresError: Error, CustomStringConvertible, CustomDebugStringConvertible, Sendable {
     /// A stable, machine-readable identifier of the failure, such as `BINARIES_NOT_FOUND`.
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        /// The code as written in messages, e.g. `START_FAILED`.
         public let rawValue: String
 
+        /// A code from its string form.
         public init(rawValue: String) {
             self.rawValue = rawValue
         }
 
+        /// The same as `rawValue`.
         public var description: String { rawValue }
 
         /// No directory holds `initdb`, `pg_ctl`, `postgres` and `createdb`.
@@ -50,14 +53,17 @@ public struct LocalPostgresError: Error, CustomStringConvertible, CustomDebugStr
     /// The captured standard error of the failing command, or the tail of the server log; may be empty.
     public var details: String
 
+    /// An error with `code`, the one-line `message` (what failed and the remedy) and the failing command's output.
     public init(code: Code, message: String, details: String = "") {
         self.code = code
         self.message = message
         self.details = details
     }
 
+    /// The one-line message with the remedy.
     public var description: String { message }
 
+    /// The code, the message and, on the following lines, the captured output.
     public var debugDescription: String {
         let trimmed = details.trimmingCharacters(in: .whitespacesAndNewlines)
         return trimmed.isEmpty ? "[\(code)] \(message)" : "[\(code)] \(message)\n\(trimmed)"

@@ -55,10 +55,28 @@ import Darwin
 
     @Test("stopImmediately stops the server and deletes the directory synchronously")
     func stopImmediately() async throws {
-        let cluster = try await LocalPostgres.startEphemeral(settings: .init(maxConnections: 20))
-        #expect(try await TestSupport.psql(cluster, "show max_connections").text == "20")
+        let settings = LocalPostgres.Settings(maxConnections: 20, extra: ["cluster_name": "it's a \"test\" $HOME"])
+        let cluster = try await LocalPostgres.startEphemeral(settings: settings)
+        let shown = try await TestSupport.psql(cluster, "select current_setting('max_connections'), "
+            + "current_setting('cluster_name')")
+        #expect(shown.text == "20|it's a \"test\" $HOME")
         cluster.stopImmediately()
         #expect(!FileManager.default.fileExists(atPath: cluster.directory))
         #expect(!TestSupport.isListening(on: cluster.port))
+    }
+
+    @Test("a cluster registered with stopAtExit is stopped and deleted when its process exits")
+    func stopAtExit() async throws {
+        let result = await #expect(processExitsWith: .success, observing: [\.standardOutputContent]) {
+            let cluster = try await LocalPostgres.startEphemeral()
+            cluster.stopAtExit()
+            print("cluster \(cluster.port) \(cluster.directory)")
+        }
+        let output = String(decoding: result?.standardOutputContent ?? [], as: UTF8.self)
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("cluster ") })
+        let fields = line.split(separator: " ")
+        let port = try #require(fields.count == 3 ? Int(fields[1]) : nil)
+        #expect(!TestSupport.isListening(on: port))
+        #expect(!FileManager.default.fileExists(atPath: String(fields[2])))
     }
 }

@@ -2,6 +2,14 @@ import ConveyorLocalPostgres
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 @Suite struct LocalPostgresErrorTests {
     @Test("a cluster directory too long for a Unix socket path is refused before anything is created")
     func socketPathTooLong() async throws {
@@ -32,5 +40,27 @@ import Testing
         #expect(binaries.version >= 10)
         #expect(binaries.pgCtl == binaries.directory + "/pg_ctl")
         #expect(FileManager.default.isExecutableFile(atPath: binaries.initdb))
+    }
+
+    @Test("as root, a cluster directory the postgres user cannot reach is refused with the directory to fix")
+    func unreachableDirectory() async throws {
+        let parent = TestSupport.scratchPath()
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: parent)
+        let directory = parent + "/cluster"
+
+        if geteuid() == 0 {
+            let error = await #expect(throws: LocalPostgresError.self) {
+                try await LocalPostgres.startPersistent(at: directory)
+            }
+            #expect(error?.code == .directoryNotAccessible)
+            #expect(error?.description.contains("chmod o+x \(parent)") == true)
+            #expect(!FileManager.default.fileExists(atPath: directory))
+        } else {
+            // The owner of the directory runs the server itself, so nothing stands in the way.
+            let cluster = try await LocalPostgres.startPersistent(at: directory)
+            try await cluster.stop()
+        }
     }
 }
