@@ -99,8 +99,13 @@ public struct LocalPostgres: Sendable {
         do {
             try ClusterOwner.current.write(to: layout.ownerFile)
             return try await launch(
-                layout: layout, binaries: binaries, account: account, settings: settings, isEphemeral: true,
-                claim: claim, logger: logger
+                layout: layout,
+                binaries: binaries,
+                account: account,
+                settings: settings,
+                isEphemeral: true,
+                claim: claim,
+                logger: logger
             )
         } catch {
             ClusterRegistry.shared.release(layout.directory, token: claim)
@@ -150,8 +155,13 @@ public struct LocalPostgres: Sendable {
             try ClusterOwner.current.write(to: layout.ownerFile)
             ownsOwnerFile = true
             return try await launch(
-                layout: layout, binaries: binaries, account: account, settings: settings, isEphemeral: false,
-                claim: claim, logger: logger
+                layout: layout,
+                binaries: binaries,
+                account: account,
+                settings: settings,
+                isEphemeral: false,
+                claim: claim,
+                logger: logger
             )
         } catch {
             ClusterRegistry.shared.release(layout.directory, token: claim)

@@ -57,9 +57,8 @@ import Darwin
     func stopImmediately() async throws {
         let settings = LocalPostgres.Settings(maxConnections: 20, extra: ["cluster_name": "it's a \"test\" $HOME"])
         let cluster = try await LocalPostgres.startEphemeral(settings: settings)
-        let shown = try await TestSupport.psql(cluster, "select current_setting('max_connections'), "
-            + "current_setting('cluster_name')")
-        #expect(shown.text == "20|it's a \"test\" $HOME")
+        let shown = try await TestSupport.psql(cluster, "show max_connections; show cluster_name")
+        #expect(shown.text == "20\nit's a \"test\" $HOME")
         cluster.stopImmediately()
         #expect(!FileManager.default.fileExists(atPath: cluster.directory))
         #expect(!TestSupport.isListening(on: cluster.port))

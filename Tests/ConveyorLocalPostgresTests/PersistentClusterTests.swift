@@ -22,7 +22,8 @@ import Darwin
         #expect(first.directory == directory)
         #expect(first.socketDirectory == directory + "/run")
         let created = try await TestSupport.psql(
-            first, "create table kept (id int); insert into kept values (42); show fsync; show work_mem"
+            first,
+            "create table kept (id int); insert into kept values (42); show fsync; show work_mem"
         )
         #expect(created.status == 0, "\(created.text)")
         #expect(created.text == "on\n8MB")

@@ -1,0 +1,211 @@
+import Conveyor
+import ConveyorCore
+import ConveyorPostgres
+import Foundation
+import PostgresNIO
+import Testing
+
+@Suite(.database) struct LeaseTests {
+    /// Fetches as a worker that then goes silent, with a lease that expires almost at once.
+    func fetchAsDeadWorker(_ db: TestDatabase, queue: String = "default") async throws -> FetchedJob {
+        let jobs = try await db.store.fetch(
+            queue: queue, limit: 1, workerID: "dead-worker", leaseDuration: .milliseconds(1), logger: db.logger)
+        return try #require(jobs.first)
+    }
+
+    @Test("a worker whose lease was taken over cannot overwrite the new owner's result")
+    func staleWorkerIsFenced() async throws {
+        let db = try TestDatabase.get()
+        let enqueued = try await db.client.jobs.enqueue(Echo(value: 1))
+        let stale = try await self.fetchAsDeadWorker(db)
+        try await db.waitUntil("the first lease expired") {
+            try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_expires_at < now()") == 1
+        }
+        // The reaper takes the lease back; the job becomes runnable again at once.
+        let expired = try await db.store.expiredLeases(limit: 10, logger: db.logger)
+        #expect(expired.map(\.lease) == [JobLease(id: enqueued.id, token: stale.leaseToken)])
+        let reaped = try await db.store.complete(
+            expired.map {
+                JobCompletion(
+                    lease: $0.lease,
+                    transition: .after(
+                        .leaseExpired, attempt: $0.attempt, maxAttempts: $0.maxAttempts,
+                        retryPolicy: .constant(.zero), unitRandom: 0.5),
+                    durationMicroseconds: nil,
+                    requireExpiredLease: true
+                )
+            },
+            logger: db.logger
+        )
+        #expect(reaped == [enqueued.id])
+        let current = try #require(
+            try await db.store.fetch(
+                queue: "default", limit: 1, workerID: "new-owner", leaseDuration: .seconds(30), logger: db.logger
+            ).first
+        )
+        #expect(current.attempt == 2)
+        #expect(current.leaseToken != stale.leaseToken)
+
+        // The stale worker wakes up and tries to complete, and to dead-letter, with its old token.
+        for result in [AttemptResult.succeeded, .failedNonRetryable(message: "stale")] {
+            let written = try await db.store.complete(
+                [
+                    JobCompletion(
+                        lease: JobLease(id: stale.id, token: stale.leaseToken),
+                        transition: .after(result, attempt: 1, maxAttempts: 20, retryPolicy: .default, unitRandom: 0.5),
+                        durationMicroseconds: 10
+                    )
+                ],
+                logger: db.logger
+            )
+            #expect(written.isEmpty)
+        }
+        // Its heartbeat reports the lease as lost and extends nothing.
+        let beat = try await db.store.heartbeat(
+            [JobLease(id: stale.id, token: stale.leaseToken)], workerID: "dead-worker", leaseDuration: .seconds(60),
+            logger: db.logger)
+        #expect(beat.lost == [stale.id])
+        var job = try #require(try await db.client.jobs.get(enqueued.id))
+        #expect(job.state == .running)
+        #expect(job.leaseOwner == "new-owner")
+        #expect(job.attempts.count == 1)
+
+        let written = try await db.store.complete(
+            [
+                JobCompletion(
+                    lease: JobLease(id: current.id, token: current.leaseToken),
+                    transition: .after(.succeeded, attempt: 2, maxAttempts: 20, retryPolicy: .default, unitRandom: 0.5),
+                    durationMicroseconds: 10
+                )
+            ],
+            logger: db.logger
+        )
+        #expect(written == [enqueued.id])
+        job = try #require(try await db.client.jobs.get(enqueued.id))
+        #expect(job.state == .completed)
+        #expect(job.attempts.map(\.outcome) == [.failed, .completed])
+        #expect(job.attempts.map(\.errorCode) == [.leaseExpired, nil])
+        #expect(job.attempts.map(\.worker) == ["dead-worker", "new-owner"])
+    }
+
+    @Test("the reaper of a running worker takes back an expired lease and the job runs again")
+    func reaperRetriesExpiredLeases() async throws {
+        let db = try TestDatabase.get()
+        let enqueued = try await db.client.jobs.enqueue(Echo(value: 1))
+        _ = try await self.fetchAsDeadWorker(db)
+        var registry = JobRegistry()
+        registry.register(Echo.self, retryPolicy: .constant(.milliseconds(10))) { _, _ in }
+        try await db.withWorker(registry, configure: { $0.reaperInterval = .milliseconds(100) }) { _ in
+            try await db.waitUntil("the job completed on its second attempt") {
+                try await db.client.jobs.get(enqueued.id)?.state == .completed
+            }
+        }
+        let job = try #require(try await db.client.jobs.get(enqueued.id))
+        #expect(job.attempts.map(\.errorCode) == [.leaseExpired, nil])
+    }
+
+    @Test("heartbeats keep a long job's lease, so the reaper leaves it alone")
+    func heartbeatsKeepTheLease() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(Echo.self) { _, _ in try await Task.sleep(for: .milliseconds(1500)) }
+        let enqueued = try await db.client.jobs.enqueue(Echo(value: 1))
+        try await db.withWorker(
+            registry,
+            configure: {
+                $0.leaseDuration = .milliseconds(500)
+                $0.heartbeatInterval = .milliseconds(100)
+                $0.reaperInterval = .milliseconds(50)
+            }
+        ) { _ in
+            try await db.waitUntil("the job completed") {
+                try await db.client.jobs.get(enqueued.id)?.state == .completed
+            }
+        }
+        let job = try #require(try await db.client.jobs.get(enqueued.id))
+        #expect(job.attempts.map(\.outcome) == [.completed])
+        #expect(job.attempt == 1)
+    }
+
+    @Test("graceful shutdown lets short handlers finish and releases the rest, leaving nothing leased")
+    func gracefulShutdownReleases() async throws {
+        let db = try TestDatabase.get()
+        let started = Recorder()
+        var registry = JobRegistry()
+        registry.register(Echo.self) { args, _ in
+            started.append(args.value)
+            try await Task.sleep(for: .milliseconds(args.value))
+        }
+        let short = try await db.client.jobs.enqueue(Echo(value: 100))
+        let long = try await db.client.jobs.enqueue(Echo(value: 600_000))
+        try await db.withWorker(registry, configure: { $0.shutdownGracePeriod = .milliseconds(400) }) { _ in
+            try await db.waitUntil("both handlers started") { started.all.count == 2 }
+        }
+        // The worker has returned: its shutdown is complete.
+        #expect(try await db.client.jobs.get(short.id)?.state == .completed)
+        let released = try #require(try await db.client.jobs.get(long.id))
+        #expect(released.state == .available)
+        #expect(released.attempt == 0)
+        #expect(released.leaseOwner == nil)
+        #expect(released.attempts.map(\.outcome) == [.released])
+        #expect(released.attempts.first?.errorCode == .shutdown)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'") == 0)
+    }
+
+    @Test("a notification wakes an idle listening worker without waiting for a poll")
+    func notificationWakesWorker() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(Echo.self) { _, _ in }
+        try await db.withWorker(registry, configure: { $0.pollInterval = .seconds(3600) }) { _ in
+            try await db.waitUntil("the worker is listening") { try await self.listeners(db) == 1 }
+            // The first job may be taken by the start-up fetch; after it the worker idles until woken.
+            let first = try await db.client.jobs.enqueue(Echo(value: 1))
+            try await db.waitUntil("the first job completed") {
+                try await db.client.jobs.get(first.id)?.state == .completed
+            }
+            let second = try await db.client.jobs.enqueue(Echo(value: 2))
+            try await db.waitUntil("the second job completed, woken by NOTIFY", timeout: .seconds(20)) {
+                try await db.client.jobs.get(second.id)?.state == .completed
+            }
+        }
+    }
+
+    @Test("without notifications, polling alone still runs every job")
+    func pollingFallback() async throws {
+        let db = try TestDatabase.get()
+        var configuration = ConveyorClient.Configuration()
+        configuration.notifyOnInsert = false
+        let silent = ConveyorClient(store: db.store, configuration: configuration, logger: db.logger)
+        var registry = JobRegistry()
+        registry.register(Echo.self) { _, _ in }
+        for mode in [ConveyorWorker.WakeMode.pollOnly, .listen] {
+            try await db.withWorker(
+                registry,
+                configure: {
+                    $0.wakeMode = mode
+                    $0.pollInterval = .milliseconds(100)
+                }
+            ) { _ in
+                let first = try await silent.jobs.enqueue(Echo(value: 1))
+                try await db.waitUntil("the first job completed") {
+                    try await db.client.jobs.get(first.id)?.state == .completed
+                }
+                if mode == .pollOnly {
+                    #expect(try await self.listeners(db) == 0)
+                }
+                let second = try await silent.jobs.enqueue(Echo(value: 2))
+                try await db.waitUntil("the second job completed by polling") {
+                    try await db.client.jobs.get(second.id)?.state == .completed
+                }
+            }
+        }
+    }
+
+    /// Sessions that LISTEN on this schema's channel, from the server's activity view.
+    func listeners(_ db: TestDatabase) async throws -> Int {
+        var binds = PostgresBindings()
+        binds.append("LISTEN \"\(db.schema).jobs_available\"%")
+        return try await db.scalar("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1", binds)
+    }
+}
