@@ -16,7 +16,13 @@ public protocol JobStore: Sendable {
     func insert(_ jobs: [NewJob], notify: Bool, logger: Logger) async throws -> [EnqueuedJob]
 
     /// Leases up to `limit` runnable jobs of `queue` to `workerID`, oldest first by priority and run time.
-    func fetch(queue: String, limit: Int, workerID: String, leaseDuration: Duration, logger: Logger) async throws
+    func fetch(
+        queue: String,
+        limit: Int,
+        workerID: String,
+        leaseDuration: Duration,
+        logger: Logger
+    ) async throws
         -> [FetchedJob]
 
     /// Writes attempt results. A result whose lease token no longer matches (the lease was taken over) changes
@@ -25,7 +31,12 @@ public protocol JobStore: Sendable {
 
     /// Extends the leases of jobs still held by `workerID`. Returns which of them a client asked to cancel and
     /// which are no longer held.
-    func heartbeat(_ leases: [JobLease], workerID: String, leaseDuration: Duration, logger: Logger) async throws
+    func heartbeat(
+        _ leases: [JobLease],
+        workerID: String,
+        leaseDuration: Duration,
+        logger: Logger
+    ) async throws
         -> HeartbeatResult
 
     /// Running jobs whose lease expired before now, at most `limit`.

@@ -44,7 +44,10 @@ struct DatabaseOptions: ParsableArguments {
         logger: Logger,
         _ body: @Sendable (ConveyorClient, PostgresClient) async throws -> Result
     ) async throws -> Result {
-        let postgres = PostgresClient(configuration: try PostgresClient.Configuration(url: url), backgroundLogger: logger)
+        let postgres = PostgresClient(
+            configuration: try PostgresClient.Configuration(url: url),
+            backgroundLogger: logger
+        )
         let store = try PostgresJobStore(client: postgres, schema: self.schema)
         let client = ConveyorClient(store: store, logger: logger)
         return try await withThrowingTaskGroup(of: Result?.self) { group in

@@ -7,8 +7,8 @@ import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
-import UnixSignals
 import Synchronization
+import UnixSignals
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,7 +51,10 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     private func run(url: String, logger: Logger) async throws {
-        let postgres = PostgresClient(configuration: try PostgresClient.Configuration(url: url), backgroundLogger: logger)
+        let postgres = PostgresClient(
+            configuration: try PostgresClient.Configuration(url: url),
+            backgroundLogger: logger
+        )
         let store = try PostgresJobStore(client: postgres, schema: self.database.schema)
         let client = ConveyorClient(store: store, logger: logger)
         var registry = JobRegistry()

@@ -129,13 +129,15 @@ struct FilterOptions: ParsableArguments {
     @Option(help: "The cursor printed under the previous page.") var cursor: String?
 
     func makeFilter(states fixed: [JobState]? = nil) throws -> JobFilter {
-        let states = try fixed ?? self.states.map { name in
-            guard let state = JobState(rawValue: name) else {
-                let valid = JobState.allCases.map(\.rawValue).joined(separator: ", ")
-                throw ConveyorError(.invalidFilter, "unknown state \(name); use one of \(valid)")
+        let states =
+            try fixed
+            ?? self.states.map { name in
+                guard let state = JobState(rawValue: name) else {
+                    let valid = JobState.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw ConveyorError(.invalidFilter, "unknown state \(name); use one of \(valid)")
+                }
+                return state
             }
-            return state
-        }
         return JobFilter(
             states: states,
             queue: self.queue,
@@ -247,7 +249,10 @@ struct QueuesCommand: AsyncParsableCommand {
                 )
                 for queue in queues {
                     let counts = states.map { String(queue.counts[$0] ?? 0).padding(10) }
-                    print(queue.name.padding(20) + (queue.isPaused ? " yes    " : " no     ") + counts.joined(separator: " "))
+                    print(
+                        queue.name.padding(20) + (queue.isPaused ? " yes    " : " no     ")
+                            + counts.joined(separator: " ")
+                    )
                 }
             }
         }

@@ -15,7 +15,10 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(name: .customLong("queue"), help: "A queue to work, as NAME or NAME:SLOTS (repeatable; default default:10).")
+    @Option(
+        name: .customLong("queue"),
+        help: "A queue to work, as NAME or NAME:SLOTS (repeatable; default default:10)."
+    )
     var queues: [String] = []
 
     @Flag(help: "Poll only, without LISTEN (for PgBouncer in transaction mode).")
@@ -51,7 +54,12 @@ struct WorkerCommand: AsyncParsableCommand {
             )
             let store = try PostgresJobStore(client: postgres, schema: self.database.schema)
             let client = ConveyorClient(store: store, logger: logger)
-            let worker = ConveyorWorker(client: client, registry: registry, configuration: configuration, logger: logger)
+            let worker = ConveyorWorker(
+                client: client,
+                registry: registry,
+                configuration: configuration,
+                logger: logger
+            )
             let group = ServiceGroup(
                 configuration: .init(
                     services: [

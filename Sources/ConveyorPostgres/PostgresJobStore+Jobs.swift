@@ -31,7 +31,9 @@ extension PostgresJobStore {
             binds.append(jobs.map(\.namespace))
             binds.append(jobs.map(\.argumentsJSON))
             binds.append(jobs.map(\.priority))
-            binds.append(jobs.map { job in job.runAt.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) } ?? -1 })
+            binds.append(
+                jobs.map { job in job.runAt.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) } ?? -1 }
+            )
             binds.append(jobs.map(\.delayMilliseconds))
             binds.append(jobs.map(\.maxAttempts))
             binds.append(jobs.map { $0.timeoutMilliseconds ?? -1 })

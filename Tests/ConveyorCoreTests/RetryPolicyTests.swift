@@ -32,7 +32,12 @@ import Testing
     @Test("a failure with attempts left schedules a retry after the backoff")
     func failureWithAttemptsLeftRetries() {
         let transition = JobTransition.after(
-            .failed(message: "boom"), attempt: 1, maxAttempts: 3, retryPolicy: self.policy, unitRandom: 0.5)
+            .failed(message: "boom"),
+            attempt: 1,
+            maxAttempts: 3,
+            retryPolicy: self.policy,
+            unitRandom: 0.5
+        )
         #expect(transition.state == .retryable)
         #expect(transition.runAfter == .seconds(5))
         #expect(transition.errorCode == .handlerError)
@@ -44,7 +49,12 @@ import Testing
     func lastFailureDeadLetters() {
         for result in [AttemptResult.failed(message: "x"), .leaseExpired, .timedOut] {
             let transition = JobTransition.after(
-                result, attempt: 3, maxAttempts: 3, retryPolicy: self.policy, unitRandom: 0.5)
+                result,
+                attempt: 3,
+                maxAttempts: 3,
+                retryPolicy: self.policy,
+                unitRandom: 0.5
+            )
             #expect(transition.state == .discarded)
             #expect(transition.deadReason == .maxAttemptsExceeded)
         }
@@ -60,7 +70,12 @@ import Testing
         ]
         for (result, reason) in cases {
             let transition = JobTransition.after(
-                result, attempt: 1, maxAttempts: 10, retryPolicy: self.policy, unitRandom: 0.5)
+                result,
+                attempt: 1,
+                maxAttempts: 10,
+                retryPolicy: self.policy,
+                unitRandom: 0.5
+            )
             #expect(transition.state == .discarded)
             #expect(transition.deadReason == reason)
         }
@@ -69,8 +84,13 @@ import Testing
     @Test("a timeout dead-letters with TIMEOUT when the job type does not retry timeouts")
     func timeoutWithoutRetry() {
         let transition = JobTransition.after(
-            .timedOut, attempt: 1, maxAttempts: 10, retryPolicy: self.policy, retryOnTimeout: false,
-            unitRandom: 0.5)
+            .timedOut,
+            attempt: 1,
+            maxAttempts: 10,
+            retryPolicy: self.policy,
+            retryOnTimeout: false,
+            unitRandom: 0.5
+        )
         #expect(transition.state == .discarded)
         #expect(transition.deadReason == .timeout)
     }
@@ -78,12 +98,22 @@ import Testing
     @Test("snoozes and shutdown releases do not count as attempts")
     func snoozeAndReleaseDoNotCount() {
         let snooze = JobTransition.after(
-            .snoozed(.seconds(7)), attempt: 3, maxAttempts: 3, retryPolicy: self.policy, unitRandom: 0.5)
+            .snoozed(.seconds(7)),
+            attempt: 3,
+            maxAttempts: 3,
+            retryPolicy: self.policy,
+            unitRandom: 0.5
+        )
         #expect(snooze.state == .scheduled)
         #expect(snooze.runAfter == .seconds(7))
         #expect(!snooze.countsAttempt)
         let release = JobTransition.after(
-            .released, attempt: 3, maxAttempts: 3, retryPolicy: self.policy, unitRandom: 0.5)
+            .released,
+            attempt: 3,
+            maxAttempts: 3,
+            retryPolicy: self.policy,
+            unitRandom: 0.5
+        )
         #expect(release.state == .available)
         #expect(release.errorCode == .shutdown)
         #expect(!release.countsAttempt)

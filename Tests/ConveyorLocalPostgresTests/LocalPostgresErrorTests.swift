@@ -34,14 +34,6 @@ import Darwin
         #expect(LocalPostgresError.Code.startFailed.rawValue == "START_FAILED")
     }
 
-    @Test("the installed server binaries are found with their major version")
-    func findsBinaries() throws {
-        let binaries = try LocalPostgres.findBinaries()
-        #expect(binaries.version >= 10)
-        #expect(binaries.pgCtl == binaries.directory + "/pg_ctl")
-        #expect(FileManager.default.isExecutableFile(atPath: binaries.initdb))
-    }
-
     @Test("as root, a cluster directory the postgres user cannot reach is refused with the directory to fix")
     func unreachableDirectory() async throws {
         let parent = TestSupport.scratchPath()

@@ -142,7 +142,10 @@ import Testing
         let cases: [(ConveyorError.Code, () async throws -> Void)] = [
             (.malformedArguments, { try await db.client.jobs.enqueue(kind: "k", argumentsJSON: "{\"a\": ") }),
             (.malformedArguments, { try await db.client.jobs.enqueue(kind: "k", argumentsJSON: "[1, 2]") }),
-            (.malformedArguments, { try await db.client.jobs.enqueue(kind: "k", argumentsJSON: "{\"a\": \"\\u0000\"}") }),
+            (
+                .malformedArguments,
+                { try await db.client.jobs.enqueue(kind: "k", argumentsJSON: "{\"a\": \"\\u0000\"}") }
+            ),
             (
                 .argumentsTooLarge,
                 {

@@ -9,7 +9,12 @@ import Testing
     /// Fetches as a worker that then goes silent, with a lease that expires almost at once.
     func fetchAsDeadWorker(_ db: TestDatabase, queue: String = "default") async throws -> FetchedJob {
         let jobs = try await db.store.fetch(
-            queue: queue, limit: 1, workerID: "dead-worker", leaseDuration: .milliseconds(1), logger: db.logger)
+            queue: queue,
+            limit: 1,
+            workerID: "dead-worker",
+            leaseDuration: .milliseconds(1),
+            logger: db.logger
+        )
         return try #require(jobs.first)
     }
 
@@ -29,8 +34,12 @@ import Testing
                 JobCompletion(
                     lease: $0.lease,
                     transition: .after(
-                        .leaseExpired, attempt: $0.attempt, maxAttempts: $0.maxAttempts,
-                        retryPolicy: .constant(.zero), unitRandom: 0.5),
+                        .leaseExpired,
+                        attempt: $0.attempt,
+                        maxAttempts: $0.maxAttempts,
+                        retryPolicy: .constant(.zero),
+                        unitRandom: 0.5
+                    ),
                     durationMicroseconds: nil,
                     requireExpiredLease: true
                 )
@@ -40,7 +49,11 @@ import Testing
         #expect(reaped == [enqueued.id])
         let current = try #require(
             try await db.store.fetch(
-                queue: "default", limit: 1, workerID: "new-owner", leaseDuration: .seconds(30), logger: db.logger
+                queue: "default",
+                limit: 1,
+                workerID: "new-owner",
+                leaseDuration: .seconds(30),
+                logger: db.logger
             ).first
         )
         #expect(current.attempt == 2)
@@ -62,8 +75,11 @@ import Testing
         }
         // Its heartbeat reports the lease as lost and extends nothing.
         let beat = try await db.store.heartbeat(
-            [JobLease(id: stale.id, token: stale.leaseToken)], workerID: "dead-worker", leaseDuration: .seconds(60),
-            logger: db.logger)
+            [JobLease(id: stale.id, token: stale.leaseToken)],
+            workerID: "dead-worker",
+            leaseDuration: .seconds(60),
+            logger: db.logger
+        )
         #expect(beat.lost == [stale.id])
         var job = try #require(try await db.client.jobs.get(enqueued.id))
         #expect(job.state == .running)

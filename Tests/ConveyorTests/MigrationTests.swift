@@ -38,7 +38,9 @@ import Testing
             let latest = PostgresJobStore.latestMigrationVersion
             #expect(applied.sorted() == Array(1...latest))
             let rows = try await postgres.query(
-                PostgresQuery(unsafeSQL: "SELECT count(*), count(DISTINCT version) FROM \"\(schema)\".schema_migrations")
+                PostgresQuery(
+                    unsafeSQL: "SELECT count(*), count(DISTINCT version) FROM \"\(schema)\".schema_migrations"
+                )
             )
             for try await (count, distinct) in rows.decode((Int, Int).self) {
                 #expect(count == latest)
@@ -68,7 +70,9 @@ import Testing
                 if sql.isEmpty { continue }
                 try await postgres.query(PostgresQuery(unsafeSQL: sql))
             }
-            let applied = try await PostgresJobStore(client: postgres, schema: schema).migrate(logger: Logger(label: "t"))
+            let applied = try await PostgresJobStore(client: postgres, schema: schema).migrate(
+                logger: Logger(label: "t")
+            )
             #expect(applied.isEmpty)
             try await postgres.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \"\(schema)\" CASCADE"))
         }
@@ -79,7 +83,9 @@ import Testing
         let url = try await TestServer.shared.url()
         let postgres = PostgresClient(configuration: try TestDatabase.configuration(url: url))
         for name in ["public\"; DROP SCHEMA public; --", "Upper", "", "has space"] {
-            let error = try #require(throws: ConveyorError.self) { try PostgresJobStore(client: postgres, schema: name) }
+            let error = try #require(throws: ConveyorError.self) {
+                try PostgresJobStore(client: postgres, schema: name)
+            }
             #expect(error.code == .invalidSchemaName)
         }
     }

@@ -25,13 +25,16 @@ import Testing
         let file = Self.recordFile()
         defer { try? FileManager.default.removeItem(atPath: file) }
         // Most jobs are short; a few outlive the lease and must be kept by heartbeats, not taken over.
-        var requests = (0..<600).map { _ in JobRequest(Record(file: file, milliseconds: 2), options: .init(queue: "q")) }
+        var requests = (0..<600).map { _ in JobRequest(Record(file: file, milliseconds: 2), options: .init(queue: "q"))
+        }
         requests += (0..<6).map { _ in JobRequest(Record(file: file, milliseconds: 2500), options: .init(queue: "q")) }
         let jobs = try await db.client.jobs.enqueue(requests)
         let workers = try (0..<3).map { _ in
             try WorkerProcess(
                 database: db,
-                arguments: ["--queue", "q:10", "--lease", "1.5", "--heartbeat", "0.3", "--poll", "0.2", "--reaper", "0.3"]
+                arguments: [
+                    "--queue", "q:10", "--lease", "1.5", "--heartbeat", "0.3", "--poll", "0.2", "--reaper", "0.3",
+                ]
             )
         }
         try await db.waitUntil("every job completed", timeout: .seconds(120)) {
@@ -74,7 +77,9 @@ import Testing
         first.kill()
         // Nobody else works the queue yet, so these are exactly the attempts the kill interrupted.
         var interrupted: [Int64] = []
-        for try await id in try await db.execute("SELECT id FROM {schema}.jobs WHERE state = 'running'").decode(Int64.self) {
+        for try await id in try await db.execute("SELECT id FROM {schema}.jobs WHERE state = 'running'").decode(
+            Int64.self
+        ) {
             interrupted.append(id)
         }
         #expect(!interrupted.isEmpty)

@@ -118,7 +118,8 @@ import Testing
         let db = try TestDatabase.get()
         var registry = JobRegistry()
         registry.register(Echo.self) { _, context in
-            if context.attempt == 1, try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE attempts = '[]'") == 1
+            if context.attempt == 1,
+                try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE attempts = '[]'") == 1
             {
                 throw JobControl.snooze(.milliseconds(300))
             }
@@ -141,7 +142,8 @@ import Testing
         let db = try TestDatabase.get()
         var registry = JobRegistry()
         registry.register(Echo.self, timeout: .milliseconds(200), retryPolicy: .constant(.milliseconds(10))) {
-            args, _ in
+            args,
+            _ in
             if args.value == 0 { try await Task.sleep(for: .seconds(60)) }
         }
         registry.register(Flaky.self, timeout: .milliseconds(200), retryOnTimeout: false) { _, _ in
@@ -240,9 +242,17 @@ import Testing
         let other = try await db.client.jobs.enqueue(Echo(value: 2), options: .init(queue: "other"))
         // The fetch itself refuses a paused queue, whoever asks.
         let fetched = try await db.store.fetch(
-            queue: "default", limit: 10, workerID: "probe", leaseDuration: .seconds(30), logger: db.logger)
+            queue: "default",
+            limit: 10,
+            workerID: "probe",
+            leaseDuration: .seconds(30),
+            logger: db.logger
+        )
         #expect(fetched.isEmpty)
-        try await db.withWorker(registry, configure: { $0.queues = ["default": .init(slots: 2), "other": .init(slots: 2)] }) {
+        try await db.withWorker(
+            registry,
+            configure: { $0.queues = ["default": .init(slots: 2), "other": .init(slots: 2)] }
+        ) {
             _ in
             try await db.waitUntil("the job of the running queue completed") {
                 try await db.client.jobs.get(other.id)?.state == .completed

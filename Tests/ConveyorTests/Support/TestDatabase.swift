@@ -38,7 +38,8 @@ struct TestDatabase: Sendable {
         let url = try await TestServer.shared.url()
         let schema = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         var logger = Logger(label: "conveyor.test")
-        logger.logLevel = ProcessInfo.processInfo.environment["CONVEYOR_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["CONVEYOR_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
         let postgres = PostgresClient(configuration: try Self.configuration(url: url), backgroundLogger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await postgres.run() }
