@@ -234,9 +234,10 @@ public struct LocalPostgres: Sendable {
         ServerControl(binaries: binaries, account: account, layout: layout, logger: logger)
     }
 
-    /// Gives up this process's claim and deletes the ephemeral directory, or the persistent `owner.pid`.
+    /// Deletes the ephemeral directory, or the persistent `owner.pid`, then gives up this process's claim (in that
+    /// order, so that no stale-cluster sweep mistakes the directory for a leftover meanwhile).
     private func removeTraces() throws {
-        ClusterRegistry.shared.release(directory, token: claim)
+        defer { ClusterRegistry.shared.release(directory, token: claim) }
         let fileManager = FileManager.default
         if isEphemeral {
             do {

@@ -12,16 +12,20 @@ struct StaleClusterReaper: Sendable {
     let account: ServerAccount
     let logger: Logger
 
-    /// Stops and deletes every stale cluster in `base`.
+    /// Stops and deletes every stale cluster in `base`. Each is claimed in `ClusterRegistry` meanwhile, so two
+    /// starts in this process never sweep the same directory at once.
     func reap() async {
+        let registry = ClusterRegistry.shared
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
         for entry in entries.sorted() {
             let layout = ClusterLayout(directory: (base as NSString).appendingPathComponent(entry))
             guard let owner = ClusterOwner.read(from: layout.ownerFile),
-                !owner.isAlive(isCurrentProcessAlive: ClusterRegistry.shared.isClaimed(layout.directory))
+                !owner.isAlive(isCurrentProcessAlive: registry.isClaimed(layout.directory)),
+                let claim = registry.claim(layout.directory)
             else {
                 continue
             }
+            defer { registry.release(layout.directory, token: claim) }
             logger.notice("removing stale PostgreSQL cluster \(layout.directory) left by dead process \(owner.pid)")
             if FileManager.default.fileExists(atPath: layout.postmasterPIDFile) {
                 let control = ServerControl(binaries: binaries, account: account, layout: layout, logger: logger)
@@ -33,7 +37,10 @@ struct StaleClusterReaper: Sendable {
             do {
                 try FileManager.default.removeItem(atPath: layout.directory)
             } catch {
-                logger.warning("could not remove stale PostgreSQL cluster \(layout.directory): \(error)")
+                // Another process may be sweeping the same directory; only a directory left behind matters.
+                if FileManager.default.fileExists(atPath: layout.directory) {
+                    logger.warning("could not remove stale PostgreSQL cluster \(layout.directory): \(error)")
+                }
             }
         }
     }
