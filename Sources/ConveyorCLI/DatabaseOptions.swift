@@ -62,9 +62,10 @@ struct DatabaseOptions: ParsableArguments {
 
     /// ``withClient(url:logger:_:)`` on the configured URL, for commands that only read and write jobs.
     func withClient<Result: Sendable>(
-        logger: Logger = Logger(label: "conveyor.cli"),
         _ body: @Sendable (ConveyorClient) async throws -> Result
     ) async throws -> Result {
-        try await self.withClient(url: try self.requireURL(), logger: logger) { client, _ in try await body(client) }
+        var logger = Logger(label: "conveyor.cli")
+        logger.logLevel = .error
+        return try await self.withClient(url: try self.requireURL(), logger: logger) { client, _ in try await body(client) }
     }
 }

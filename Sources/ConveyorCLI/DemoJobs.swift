@@ -14,6 +14,22 @@ enum DemoJobs {
         var alwaysFail: Bool = false
         /// Fail with a non-retryable error: dead-lettered at once.
         var nonRetryable: Bool = false
+
+        init(milliseconds: Int = 0, failAttempts: Int = 0, alwaysFail: Bool = false, nonRetryable: Bool = false) {
+            self.milliseconds = milliseconds
+            self.failAttempts = failAttempts
+            self.alwaysFail = alwaysFail
+            self.nonRetryable = nonRetryable
+        }
+
+        /// Every field is optional in the JSON, so `{}` is a valid `demo.work` job.
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.milliseconds = try container.decodeIfPresent(Int.self, forKey: .milliseconds) ?? 0
+            self.failAttempts = try container.decodeIfPresent(Int.self, forKey: .failAttempts) ?? 0
+            self.alwaysFail = try container.decodeIfPresent(Bool.self, forKey: .alwaysFail) ?? false
+            self.nonRetryable = try container.decodeIfPresent(Bool.self, forKey: .nonRetryable) ?? false
+        }
     }
 
     /// Appends `job_id attempt start_ns end_ns pid` to a file, with monotonic clock times comparable across
@@ -22,6 +38,17 @@ enum DemoJobs {
         static let kind = "demo.record"
         var file: String
         var milliseconds: Int = 0
+
+        init(file: String, milliseconds: Int = 0) {
+            self.file = file
+            self.milliseconds = milliseconds
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.file = try container.decode(String.self, forKey: .file)
+            self.milliseconds = try container.decodeIfPresent(Int.self, forKey: .milliseconds) ?? 0
+        }
     }
 
     /// Exits the worker process at once, as a crash would; used to show that such jobs are reaped and retried.

@@ -25,6 +25,7 @@ struct DevCommand: AsyncParsableCommand {
         try await reportingErrors {
             let logger = Logger(label: "conveyor.dev")
             print("starting PostgreSQL in \(self.directory) …")
+            fflush(nil)
             let cluster = try await LocalPostgres.startPersistent(
                 at: self.directory,
                 settings: .init(durable: true),
@@ -51,6 +52,7 @@ struct DevCommand: AsyncParsableCommand {
                     Press Ctrl-C to stop; the data stays in \(self.directory).
                     """
                 )
+                fflush(nil)
                 let group = ServiceGroup(
                     configuration: .init(
                         services: [.init(service: UntilShutdown())],

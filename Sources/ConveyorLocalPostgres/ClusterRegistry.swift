@@ -19,6 +19,7 @@ final class ClusterRegistry: @unchecked Sendable {
 
     private let lock = NSLock()
     private var claims: [String: UUID] = [:]
+    private var sweeping: Set<String> = []
     private var stoppedAtExit: [String: LocalPostgres] = [:]
     private var isExitHandlerInstalled = false
 
@@ -50,6 +51,17 @@ final class ClusterRegistry: @unchecked Sendable {
     /// Whether anything in this process claims `directory`.
     func isClaimed(_ directory: String) -> Bool {
         lock.withLock { claims[directory] != nil }
+    }
+
+    /// Marks `directory` as being swept away as a stale cluster.
+    /// - Returns: `false` when another sweep in this process is already at it.
+    func beginSweep(_ directory: String) -> Bool {
+        lock.withLock { sweeping.insert(directory).inserted }
+    }
+
+    /// Ends the sweep begun by `beginSweep(_:)`.
+    func endSweep(_ directory: String) {
+        lock.withLock { _ = sweeping.remove(directory) }
     }
 
     /// Arranges for `cluster.stopImmediately()` to run when the process exits normally, installing one `atexit`

@@ -12,8 +12,8 @@ struct StaleClusterReaper: Sendable {
     let account: ServerAccount
     let logger: Logger
 
-    /// Stops and deletes every stale cluster in `base`. Each is claimed in `ClusterRegistry` meanwhile, so two
-    /// starts in this process never sweep the same directory at once.
+    /// Stops and deletes every stale cluster in `base`. Two starts in this process never sweep the same directory
+    /// at once.
     func reap() async {
         let registry = ClusterRegistry.shared
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
@@ -21,11 +21,11 @@ struct StaleClusterReaper: Sendable {
             let layout = ClusterLayout(directory: (base as NSString).appendingPathComponent(entry))
             guard let owner = ClusterOwner.read(from: layout.ownerFile),
                 !owner.isAlive(isCurrentProcessAlive: registry.isClaimed(layout.directory)),
-                let claim = registry.claim(layout.directory)
+                registry.beginSweep(layout.directory)
             else {
                 continue
             }
-            defer { registry.release(layout.directory, token: claim) }
+            defer { registry.endSweep(layout.directory) }
             logger.notice("removing stale PostgreSQL cluster \(layout.directory) left by dead process \(owner.pid)")
             if FileManager.default.fileExists(atPath: layout.postmasterPIDFile) {
                 let control = ServerControl(binaries: binaries, account: account, layout: layout, logger: logger)
