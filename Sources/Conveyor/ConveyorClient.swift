@@ -21,6 +21,9 @@ public struct ConveyorClient: Sendable {
         /// Whether an enqueue wakes listening workers through NOTIFY (default `true`). Turn off behind PgBouncer in
         /// transaction mode, where workers poll.
         public var notifyOnInsert: Bool = true
+        /// At most one notification per queue per interval from this client, plus one trailing notification for
+        /// what a burst suppressed (default 10 ms). Transactional enqueues always notify at their commit.
+        public var notifyCoalescingInterval: Duration = .milliseconds(10)
 
         public init() {}
     }
@@ -29,6 +32,7 @@ public struct ConveyorClient: Sendable {
     public let store: any JobStore
     public let configuration: Configuration
     public let logger: Logger
+    let notifications: NotificationCoalescer
 
     public init(
         store: any JobStore,
@@ -38,6 +42,7 @@ public struct ConveyorClient: Sendable {
         self.store = store
         self.configuration = configuration
         self.logger = logger
+        self.notifications = NotificationCoalescer(interval: configuration.notifyCoalescingInterval)
     }
 
     /// Applies pending schema migrations; safe to call from many processes at once. Returns the versions applied.
@@ -157,13 +162,25 @@ extension ConveyorClient {
 
         private func insert(_ jobs: [NewJob]) async throws -> [EnqueuedJob] {
             guard !jobs.isEmpty else { return [] }
-            let result = try await self.client.store.insert(
-                jobs,
-                notify: self.client.configuration.notifyOnInsert,
-                logger: self.client.logger
-            )
+            let client = self.client
+            var plan = NotificationCoalescer.Plan(notifyNow: false, trailing: [])
+            if client.configuration.notifyOnInsert {
+                // Only jobs that can run at once need a wake-up; scheduled ones are found by polling when due.
+                let queues = Set(jobs.lazy.filter { $0.runAt == nil && $0.delayMilliseconds == 0 }.map(\.queue))
+                plan = client.notifications.plan(queues: queues)
+            }
+            let result = try await client.store.insert(jobs, notify: plan.notifyNow, logger: client.logger)
             for job in jobs {
                 ConveyorMetrics.jobsEnqueued(queue: job.queue, kind: job.kind)
+            }
+            // Scheduled only after the insert committed, so the trailing wake-up can never precede the jobs.
+            for (queue, deadline) in plan.trailing {
+                client.notifications.scheduleTrailing(
+                    queue: queue,
+                    at: deadline,
+                    store: client.store,
+                    logger: client.logger
+                )
             }
             return result
         }

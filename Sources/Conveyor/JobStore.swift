@@ -15,6 +15,9 @@ public protocol JobStore: Sendable {
     /// When `notify` is true, workers listening on the jobs' queues are woken when the insert commits.
     func insert(_ jobs: [NewJob], notify: Bool, logger: Logger) async throws -> [EnqueuedJob]
 
+    /// Wakes the workers listening on `queues` now (the trailing notification of a coalesced burst).
+    func notify(queues: [String], logger: Logger) async throws
+
     /// Leases up to `limit` runnable jobs of `queue` to `workerID`, oldest first by priority and run time.
     func fetch(
         queue: String,

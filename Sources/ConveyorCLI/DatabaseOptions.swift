@@ -66,6 +66,8 @@ struct DatabaseOptions: ParsableArguments {
     ) async throws -> Result {
         var logger = Logger(label: "conveyor.cli")
         logger.logLevel = .error
-        return try await self.withClient(url: try self.requireURL(), logger: logger) { client, _ in try await body(client) }
+        return try await self.withClient(url: try self.requireURL(), logger: logger) { client, _ in
+            try await body(client)
+        }
     }
 }

@@ -226,10 +226,23 @@ extension PostgresJobStore {
         }
     }
 
+    public func notify(queues: [String], logger: Logger) async throws {
+        guard !queues.isEmpty else { return }
+        try await self.run("notifying workers") {
+            try await self.client.withConnection { connection in
+                try await self.notify(queues: queues, on: connection, logger: logger)
+            }
+        }
+    }
+
     func notify(queue: String, on connection: PostgresConnection, logger: Logger) async throws {
+        try await self.notify(queues: [queue], on: connection, logger: logger)
+    }
+
+    func notify(queues: [String], on connection: PostgresConnection, logger: Logger) async throws {
         var binds = PostgresBindings()
         binds.append(self.schema.insertChannel)
-        binds.append(queue)
+        binds.append(queues)
         try await connection.query(PostgresQuery(unsafeSQL: self.statements.notify, binds: binds), logger: logger)
     }
 }

@@ -227,7 +227,7 @@ struct Statements: Sendable {
             RETURNING id, queue
             """
 
-        self.notify = "SELECT pg_notify($1, $2)"
+        self.notify = "SELECT pg_notify($1, queue) FROM unnest($2::text[]) AS q(queue)"
 
         self.pause = """
             INSERT INTO \(s).queues (name, paused_at, updated_at)

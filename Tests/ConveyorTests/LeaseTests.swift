@@ -218,6 +218,31 @@ import Testing
         }
     }
 
+    @Test("a burst of single enqueues sends a leading and a trailing notification, not one per job")
+    func burstsAreCoalesced() async throws {
+        let db = try TestDatabase.get()
+        var configuration = ConveyorClient.Configuration()
+        configuration.notifyCoalescingInterval = .seconds(1)
+        let client = ConveyorClient(store: db.store, configuration: configuration, logger: db.logger)
+        let received = Recorder()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await db.postgres.withConnection { connection in
+                    try await connection.listen(on: "\(db.schema).jobs_available") { notifications in
+                        for try await _ in notifications { received.append(1) }
+                    }
+                }
+            }
+            try await db.waitUntil("the test is listening") { try await self.listeners(db) == 1 }
+            for value in 0..<100 {
+                try await client.jobs.enqueue(Echo(value: value))
+            }
+            try await db.waitUntil("the trailing notification arrived") { received.all.count >= 2 }
+            #expect(received.all.count <= 10)
+            group.cancelAll()
+        }
+    }
+
     /// Sessions that LISTEN on this schema's channel, from the server's activity view.
     func listeners(_ db: TestDatabase) async throws -> Int {
         var binds = PostgresBindings()
