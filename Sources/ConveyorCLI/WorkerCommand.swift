@@ -10,7 +10,7 @@ import UnixSignals
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Run a worker with the built-in demo job types until SIGINT or SIGTERM."
+        abstract: "Run a worker with the built-in demo and benchmark job types until SIGINT or SIGTERM."
     )
 
     @OptionGroup var database: DatabaseOptions
@@ -46,6 +46,7 @@ struct WorkerCommand: AsyncParsableCommand {
             try configuration.validate()
             var registry = JobRegistry()
             DemoJobs.register(into: &registry, retryPolicy: RetryPolicy(base: .seconds(self.retryDelay)))
+            BenchJobs.register(into: &registry)
             let logger = Logger(label: "conveyor.worker")
             let url = try self.database.requireURL()
             let postgres = PostgresClient(

@@ -1,0 +1,169 @@
+import ArgumentParser
+import Conveyor
+import ConveyorLocalPostgres
+import ConveyorPostgres
+import Foundation
+import Logging
+import PostgresNIO
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the DESIGN.md workloads (W1 drain, W2 latency, W4 scale, W5 sustained, idle cost).",
+        discussion: """
+            Starts a private PostgreSQL with the benchmark settings (fsync and synchronous_commit on, \
+            shared_buffers=1GB, max_connections=200) unless --database-url or DATABASE_URL is given. Workers run \
+            as separate `conveyor worker` processes. Reports the median of --runs runs with min and max. Build \
+            with `swift run -c release conveyor bench`.
+            """
+    )
+
+    @Option(name: .customLong("database-url"), help: "Benchmark this server instead of a private one.")
+    var databaseURL: String?
+
+    @Option(
+        parsing: .upToNextOption,
+        help: "Workloads to run: w1 w2 w4 w5 idle, or all (default: w1 w2 idle)."
+    )
+    var workloads: [String] = ["w1", "w2", "idle"]
+
+    @Option(help: "Jobs per drain (W1, W4).") var jobs: Int = 20_000
+    @Option(help: "Execution slots per worker process.") var slots: Int = 10
+    @Option(help: "Worker processes (W1, W4, W5).") var processes: Int = 1
+    @Option(help: "Runs per workload; the median is reported.") var runs: Int = 3
+    @Option(help: "W2 samples.") var samples: Int = 200
+    @Option(help: "W2 interval between enqueues, in milliseconds.") var intervalMs: Int = 50
+    @Option(help: "W4 finished jobs in the table before the drain.") var prefill: Int = 1_000_000
+    @Flag(help: "W4 with 10,000,000 finished jobs.") var tenMillion = false
+    @Option(help: "W5 enqueue rate, jobs/s.") var rate: Int = 1000
+    @Option(help: "W5 duration in seconds.") var duration: Int = 60
+    @Option(help: "W5 tenants the jobs are spread over.") var tenants: Int = 100
+    @Option(help: "Idle measurement window in seconds.") var idleSeconds: Int = 20
+    @Flag(help: "Also run the SQL ceiling (../shared/bench/ceiling/run_ceiling.sh) on the same server.")
+    var ceiling = false
+    @Option(help: "The ceiling script.") var ceilingScript: String = "../shared/bench/ceiling/run_ceiling.sh"
+    @Option(help: "Seconds per ceiling figure.") var ceilingSeconds: Int = 20
+    @Flag(help: "Print one JSON document instead of the table.") var json = false
+
+    func run() async throws {
+        bootstrapLogging(level: .error)
+        try await reportingErrors {
+            try self.validateOptions()
+            var notes: [String] = []
+            #if DEBUG
+            notes.append("NOT A RELEASE BUILD: figures are not comparable; use `swift run -c release conveyor bench`")
+            #endif
+            var logger = Logger(label: "conveyor.bench")
+            logger.logLevel = .error
+            let url = self.databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"]
+            var cluster: LocalPostgres?
+            if url == nil {
+                self.status("starting a private PostgreSQL with the benchmark settings …")
+                cluster = try await LocalPostgres.startEphemeral(
+                    settings: .init(durable: true, sharedBuffers: "1GB", maxConnections: 200),
+                    logger: logger
+                )
+                cluster?.stopAtExit()
+            }
+            guard let serverURL = url ?? cluster?.url else { return }
+            defer { cluster?.stopImmediately() }
+            let report = try await self.measure(url: serverURL, cluster: cluster, logger: logger, notes: notes)
+            if self.json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                report.printTable()
+            }
+        }
+    }
+
+    private func validateOptions() throws {
+        let known: Set = ["w1", "w2", "w4", "w5", "idle", "all"]
+        for workload in self.workloads where !known.contains(workload) {
+            throw ConveyorError(.invalidOption, "unknown workload \(workload); use w1 w2 w4 w5 idle or all")
+        }
+        guard self.runs >= 1, self.jobs >= 1, self.slots >= 1, self.processes >= 1, self.samples >= 1,
+            self.rate >= 1, self.duration >= 1, self.tenants >= 1
+        else {
+            throw ConveyorError(.invalidOption, "counts, rates and durations must be positive")
+        }
+    }
+
+    private func status(_ line: String) {
+        if !self.json {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+
+    private func measure(url: String, cluster: LocalPostgres?, logger: Logger, notes: [String]) async throws
+        -> BenchReport
+    {
+        let postgres = PostgresClient(configuration: try PostgresClient.Configuration(url: url), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: BenchReport?.self) { group in
+            group.addTask {
+                await postgres.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            let environment = BenchEnvironment(url: url, postgres: postgres, logger: logger, slots: self.slots)
+            try await environment.dropBenchSchemas()
+            let workloads = BenchWorkloads(environment: environment, jobs: self.jobs, processes: self.processes)
+            let selected = Set(self.workloads.contains("all") ? ["w1", "w2", "w4", "w5", "idle"] : self.workloads)
+            var report = BenchReport(
+                machine: BenchReport.Machine.current(),
+                settings: [
+                    "jobs": "\(self.jobs)", "slots": "\(self.slots)", "processes": "\(self.processes)",
+                    "runs": "\(self.runs)", "server": cluster == nil ? "DATABASE_URL" : "private (bench settings)",
+                ],
+                notes: notes
+            )
+            var runs: [[Measurement]] = []
+            for run in 1...self.runs {
+                var figures: [Measurement] = []
+                if selected.contains("w1") {
+                    self.status("run \(run)/\(self.runs): W1 drain of \(self.jobs) jobs …")
+                    figures += try await workloads.drain()
+                }
+                if selected.contains("w2") {
+                    self.status("run \(run)/\(self.runs): W2 latency, \(self.samples) samples …")
+                    figures += try await workloads.latency(
+                        samples: self.samples,
+                        interval: .milliseconds(self.intervalMs)
+                    )
+                }
+                if selected.contains("w4") {
+                    let rows = self.tenMillion ? 10_000_000 : self.prefill
+                    self.status("run \(run)/\(self.runs): W4 drain with \(rows) finished jobs in the table …")
+                    figures += try await workloads.drain(prefill: rows)
+                }
+                if selected.contains("w5") {
+                    self.status("run \(run)/\(self.runs): W5 \(self.rate) jobs/s for \(self.duration) s …")
+                    figures += try await workloads.sustained(
+                        rate: self.rate,
+                        duration: .seconds(self.duration),
+                        tenants: self.tenants
+                    )
+                }
+                if selected.contains("idle") {
+                    self.status("run \(run)/\(self.runs): idle worker for \(self.idleSeconds) s …")
+                    figures += try await workloads.idle(seconds: self.idleSeconds)
+                }
+                try await environment.dropBenchSchemas()
+                runs.append(figures)
+            }
+            report.summarize(runs)
+            if self.ceiling {
+                self.status("SQL ceiling (\(self.ceilingSeconds) s per figure) …")
+                let figures = try BenchCeiling.run(
+                    script: self.ceilingScript,
+                    url: url,
+                    seconds: self.ceilingSeconds
+                )
+                report.applyCeiling(figures)
+            }
+            report.machine.loadAverageAfter = BenchReport.Machine.loadAverage()
+            return report
+        }
+    }
+}

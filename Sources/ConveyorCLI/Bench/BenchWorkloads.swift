@@ -1,0 +1,284 @@
+import Conveyor
+import Foundation
+import PostgresNIO
+
+/// One measured figure of one run.
+struct Measurement: Sendable {
+    var name: String
+    var unit: String
+    var value: Double
+}
+
+/// The workloads of DESIGN.md, each returning its figures for one run.
+struct BenchWorkloads: Sendable {
+    let environment: BenchEnvironment
+    let jobs: Int
+    let processes: Int
+
+    // MARK: W1 and W4
+
+    /// W1 drain (and, with `prefill`, W4): enqueue `jobs` no-op jobs in batches, then let the worker processes
+    /// drain them; jobs/s is counted from the database's own timestamps.
+    func drain(prefill: Int = 0) async throws -> [Measurement] {
+        let env = self.environment
+        let (schema, client) = try await env.freshSchema(prefill > 0 ? "w4" : "w1")
+        let prefix = prefill > 0 ? "W4" : "W1"
+        if prefill > 0 {
+            try await self.prefillFinished(prefill, schema: schema)
+        }
+        let clock = ContinuousClock()
+        let batchSize = 1000
+        let start = clock.now
+        var remaining = self.jobs
+        while remaining > 0 {
+            let count = min(batchSize, remaining)
+            try await client.jobs.enqueue(
+                contentsOf: Array(repeating: BenchJobs.Noop(), count: count),
+                options: .init(queue: "bench")
+            )
+            remaining -= count
+        }
+        let enqueueSeconds = (clock.now - start).seconds
+        let workers = try env.startWorkers(self.processes, schema: schema)
+        try await env.waitDrained(schema)
+        let memory = workers.map(\.peakResidentBytes).max() ?? 0
+        workers.forEach { $0.stop() }
+        let span = try await env.scalar(
+            """
+            SELECT extract(epoch FROM max(finished_at) - min(attempted_at))::float8
+            FROM {schema}.jobs WHERE kind = 'bench.noop'
+            """,
+            schema: schema
+        )
+        let completed = try await env.scalar(
+            "SELECT count(*)::float8 FROM {schema}.jobs WHERE kind = 'bench.noop' AND state = 'completed'",
+            schema: schema
+        )
+        var figures = [
+            Measurement(name: "\(prefix) drain", unit: "jobs/s", value: completed / max(span, 1e-9)),
+            Measurement(
+                name: "\(prefix) enqueue, batches of \(batchSize)",
+                unit: "jobs/s",
+                value: Double(self.jobs) / enqueueSeconds
+            ),
+            Measurement(name: "\(prefix) worker peak RSS", unit: "MB", value: Double(memory) / 1_048_576),
+        ]
+        if prefill == 0 {
+            // One job per call and per transaction, from one task: what an app's request handler does.
+            let singles = min(2000, self.jobs)
+            let singleStart = clock.now
+            for _ in 0..<singles {
+                try await client.jobs.enqueue(BenchJobs.Noop(), options: .init(queue: "bench-single"))
+            }
+            figures.append(
+                Measurement(
+                    name: "W1 enqueue, one per call",
+                    unit: "jobs/s",
+                    value: Double(singles) / (clock.now - singleStart).seconds
+                )
+            )
+        }
+        return figures
+    }
+
+    private func prefillFinished(_ rows: Int, schema: String) async throws {
+        let env = self.environment
+        var done = 0
+        while done < rows {
+            let count = min(500_000, rows - done)
+            try await env.postgres.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO "\(schema)".jobs (kind, queue, args, state, attempt, run_at, created_at,
+                                                     attempted_at, finished_at, attempts)
+                        SELECT 'bench.old', 'bench', '{}', 'completed', 1, now(), now(), now(), now(),
+                               '[{"attempt": 1, "outcome": "completed"}]'
+                        FROM generate_series(1, \(count))
+                        """
+                )
+            )
+            done += count
+        }
+        try await env.postgres.query(PostgresQuery(unsafeSQL: "VACUUM ANALYZE \"\(schema)\".jobs"))
+        try await env.postgres.query(PostgresQuery(unsafeSQL: "CHECKPOINT"))
+    }
+
+    // MARK: W2
+
+    /// W2 latency: an idle, listening worker; one enqueue every `interval`; commit → handler start.
+    func latency(samples: Int, interval: Duration) async throws -> [Measurement] {
+        let env = self.environment
+        let (schema, client) = try await env.freshSchema("w2")
+        let file = NSTemporaryDirectory() + "conveyor-bench-\(schema).txt"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let workers = try env.startWorkers(1, schema: schema)
+        defer { workers.forEach { $0.stop() } }
+        try await env.waitListening(schema, count: 1)
+        // Warm up connections and code paths.
+        for _ in 0..<5 {
+            try await client.jobs.enqueue(BenchJobs.Probe(file: file), options: .init(queue: "bench"))
+        }
+        try await env.waitDrained(schema)
+        var committed: [Int64: UInt64] = [:]
+        let clock = ContinuousClock()
+        let start = clock.now
+        for index in 0..<samples {
+            try await Task.sleep(until: start.advanced(by: interval * index), clock: clock)
+            let job = try await client.jobs.enqueue(BenchJobs.Probe(file: file), options: .init(queue: "bench"))
+            committed[job.id.rawValue] = DemoJobs.monotonicNanoseconds()
+        }
+        try await env.waitDrained(schema)
+        let latencies = try Self.startLatencies(file: file, committed: committed)
+        return [
+            Measurement(name: "W2 commit → start p50", unit: "ms", value: latencies.percentile(0.50)),
+            Measurement(name: "W2 commit → start p95", unit: "ms", value: latencies.percentile(0.95)),
+            Measurement(name: "W2 commit → start p99", unit: "ms", value: latencies.percentile(0.99)),
+        ]
+    }
+
+    /// Milliseconds from each job's enqueue commit to its handler's start, from the probe file.
+    static func startLatencies(file: String, committed: [Int64: UInt64]) throws -> [Double] {
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        var latencies: [Double] = []
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, let id = Int64(fields[0]), let start = UInt64(fields[1]),
+                let enqueued = committed[id]
+            else { continue }
+            latencies.append(start > enqueued ? Double(start - enqueued) / 1e6 : 0)
+        }
+        return latencies
+    }
+
+    // MARK: W5
+
+    /// W5 sustained: `rate` jobs/s for `duration`, spread over `tenants` tenants, while the workers run.
+    func sustained(rate: Int, duration: Duration, tenants: Int) async throws -> [Measurement] {
+        let env = self.environment
+        let (schema, client) = try await env.freshSchema("w5")
+        let file = NSTemporaryDirectory() + "conveyor-bench-\(schema).txt"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let workers = try env.startWorkers(self.processes, schema: schema)
+        defer { workers.forEach { $0.stop() } }
+        try await env.waitListening(schema, count: self.processes)
+        let total = Int(Double(rate) * duration.seconds)
+        let enqueuers = 4
+        let clock = ContinuousClock()
+        let start = clock.now
+        let spacing = Duration.seconds(1) / rate
+        let records = try await withThrowingTaskGroup(of: [(Int64, UInt64, Double)].self) { group in
+            for lane in 0..<enqueuers {
+                group.addTask {
+                    var records: [(Int64, UInt64, Double)] = []
+                    for index in stride(from: lane, to: total, by: enqueuers) {
+                        try await Task.sleep(until: start.advanced(by: spacing * index), clock: clock)
+                        let job = try await client.jobs.enqueue(
+                            BenchJobs.Probe(file: file),
+                            options: .init(queue: "bench", namespace: "tenant-\(index % tenants)")
+                        )
+                        records.append(
+                            (job.id.rawValue, DemoJobs.monotonicNanoseconds(), Date().timeIntervalSince1970)
+                        )
+                    }
+                    return records
+                }
+            }
+            group.addTask {
+                // The backlog sampler: runnable jobs once a second.
+                var samples: [(Int64, UInt64, Double)] = []
+                for second in 1...max(1, Int(duration.seconds)) {
+                    try await Task.sleep(until: start.advanced(by: .seconds(second)), clock: clock)
+                    let backlog = try await env.scalar(
+                        "SELECT count(*)::float8 FROM {schema}.jobs WHERE state IN ('available', 'running')",
+                        schema: schema
+                    )
+                    samples.append((-1, 0, backlog))
+                }
+                return samples
+            }
+            var all: [(Int64, UInt64, Double)] = []
+            for try await part in group { all += part }
+            return all
+        }
+        try await env.waitDrained(schema)
+        let backlog = records.filter { $0.0 == -1 }.map(\.2)
+        let jobs = records.filter { $0.0 != -1 }
+        let started = try Self.startLatencies(
+            file: file,
+            committed: Dictionary(uniqueKeysWithValues: jobs.map { ($0.0, $0.1) })
+        )
+        var finished: [Int64: Double] = [:]
+        let rows = try await env.postgres.query(
+            PostgresQuery(
+                unsafeSQL: "SELECT id, extract(epoch FROM finished_at)::float8 FROM \"\(schema)\".jobs WHERE kind = 'bench.probe'"
+            )
+        )
+        for try await (id, at) in rows.decode((Int64, Double).self) { finished[id] = at }
+        let completedLatencies = jobs.compactMap { job in finished[job.0].map { max(0, ($0 - job.2) * 1000) } }
+        let half = backlog.count / 2
+        let firstHalf = backlog.prefix(half).reduce(0, +) / Double(max(half, 1))
+        let secondHalf = backlog.suffix(backlog.count - half).reduce(0, +) / Double(max(backlog.count - half, 1))
+        return [
+            Measurement(
+                name: "W5 achieved enqueue rate",
+                unit: "jobs/s",
+                value: Double(jobs.count) / max(duration.seconds, 1e-9)
+            ),
+            Measurement(name: "W5 enqueue → start p50", unit: "ms", value: started.percentile(0.50)),
+            Measurement(name: "W5 enqueue → start p99", unit: "ms", value: started.percentile(0.99)),
+            Measurement(name: "W5 enqueue → completed p50", unit: "ms", value: completedLatencies.percentile(0.50)),
+            Measurement(name: "W5 enqueue → completed p99", unit: "ms", value: completedLatencies.percentile(0.99)),
+            Measurement(name: "W5 backlog, first half mean", unit: "jobs", value: firstHalf),
+            Measurement(name: "W5 backlog, second half mean", unit: "jobs", value: secondHalf),
+            Measurement(name: "W5 backlog max", unit: "jobs", value: backlog.max() ?? 0),
+        ]
+    }
+
+    // MARK: Idle
+
+    /// Transactions per second that one idle worker process sends, from `pg_stat_database`.
+    func idle(seconds: Int) async throws -> [Measurement] {
+        let env = self.environment
+        let (schema, _) = try await env.freshSchema("idle")
+        let workers = try env.startWorkers(1, schema: schema)
+        defer { workers.forEach { $0.stop() } }
+        try await env.waitListening(schema, count: 1)
+        try await Task.sleep(for: .seconds(2))
+        let query = """
+            SELECT (xact_commit + xact_rollback)::float8 FROM pg_catalog.pg_stat_database
+            WHERE datname = current_database()
+            """
+        try await env.postgres.query(PostgresQuery(unsafeSQL: "SELECT pg_catalog.pg_stat_clear_snapshot()"))
+        let before = try await env.scalar(query, schema: schema)
+        try await Task.sleep(for: .seconds(seconds))
+        // Statistics reach the shared view when a backend goes idle, at most once a second: wait that out.
+        try await Task.sleep(for: .milliseconds(1500))
+        try await env.postgres.query(PostgresQuery(unsafeSQL: "SELECT pg_catalog.pg_stat_clear_snapshot()"))
+        let after = try await env.scalar(query, schema: schema)
+        // Our own two reads and two snapshot clears are transactions too.
+        let worker = max(0, after - before - 3)
+        return [
+            Measurement(
+                name: "idle worker queries",
+                unit: "queries/s",
+                value: worker / (Double(seconds) + 1.5)
+            )
+        ]
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
+    }
+}
+
+extension Array where Element == Double {
+    /// Nearest-rank percentile; 0 for an empty array.
+    func percentile(_ fraction: Double) -> Double {
+        guard !self.isEmpty else { return 0 }
+        let sorted = self.sorted()
+        let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
+        return sorted[Swift.min(Swift.max(rank, 0), sorted.count - 1)]
+    }
+}
