@@ -33,8 +33,16 @@ public final class ConveyorWorker: Service, Sendable {
     public struct QueueConfiguration: Sendable, Hashable {
         /// How many jobs of this queue run at once in this process.
         public var slots: Int
+        /// The most jobs that may be leased ahead and wait in memory for a free slot (default: 10 per slot).
+        /// The worker prefetches about twice what its slots finish during one fetch round trip, up to this
+        /// limit: short jobs come in large batches, long ones are not hoarded. Waiting jobs stay leased and
+        /// heartbeated, and are released on shutdown. 0 fetches only for free slots.
+        public var prefetch: Int
 
-        public init(slots: Int) { self.slots = slots }
+        public init(slots: Int, prefetch: Int? = nil) {
+            self.slots = slots
+            self.prefetch = prefetch ?? 10 * slots
+        }
     }
 
     /// Worker settings; every `var` has a documented default.
@@ -77,6 +85,9 @@ public final class ConveyorWorker: Service, Sendable {
                 try ConveyorClient.Queues.validate(name)
                 guard (1...10_000).contains(queue.slots) else {
                     throw ConveyorError(.invalidConfiguration, "queue \(name): slots must be between 1 and 10000")
+                }
+                guard (0...10_000).contains(queue.prefetch) else {
+                    throw ConveyorError(.invalidConfiguration, "queue \(name): prefetch must be between 0 and 10000")
                 }
             }
             guard self.heartbeatInterval < self.leaseDuration else {
@@ -129,7 +140,7 @@ public final class ConveyorWorker: Service, Sendable {
             logger: self.logger
         )
         let runners = self.configuration.queues.sorted { $0.key < $1.key }.map { name, queue in
-            QueueRunner(queue: name, slots: queue.slots, worker: runtime)
+            QueueRunner(queue: name, slots: queue.slots, prefetch: queue.prefetch, worker: runtime)
         }
         self.logger.info(
             "worker started",

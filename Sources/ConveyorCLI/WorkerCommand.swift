@@ -21,6 +21,9 @@ struct WorkerCommand: AsyncParsableCommand {
     )
     var queues: [String] = []
 
+    @Option(help: "Jobs leased ahead per queue, waiting for a free slot (default: as many as the slots).")
+    var prefetch: Int?
+
     @Flag(help: "Poll only, without LISTEN (for PgBouncer in transaction mode).")
     var pollOnly = false
 
@@ -30,6 +33,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Reaper interval in seconds.") var reaper: Double = 5
     @Option(help: "Graceful shutdown period in seconds.") var grace: Double = 10
     @Option(help: "Base retry delay in seconds for the demo job types.") var retryDelay: Double = 1
+    @Option(help: "The most results written in one statement.") var completionBatch: Int = 100
+    @Option(help: "How long results wait for a fuller batch, in milliseconds.") var completionFlushMs: Double = 1
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
 
     func run() async throws {
@@ -37,12 +42,17 @@ struct WorkerCommand: AsyncParsableCommand {
         try await reportingErrors {
             var configuration = ConveyorWorker.Configuration()
             configuration.queues = try Self.parseQueues(self.queues)
+            if let prefetch = self.prefetch {
+                for name in configuration.queues.keys { configuration.queues[name]?.prefetch = prefetch }
+            }
             configuration.wakeMode = self.pollOnly ? .pollOnly : .listen
             configuration.leaseDuration = .seconds(self.lease)
             configuration.heartbeatInterval = .seconds(self.heartbeat)
             configuration.pollInterval = .seconds(self.poll)
             configuration.reaperInterval = .seconds(self.reaper)
             configuration.shutdownGracePeriod = .seconds(self.grace)
+            configuration.completionBatchSize = self.completionBatch
+            configuration.completionFlushInterval = .microseconds(Int64(self.completionFlushMs * 1000))
             try configuration.validate()
             var registry = JobRegistry()
             DemoJobs.register(into: &registry, retryPolicy: RetryPolicy(base: .seconds(self.retryDelay)))

@@ -84,72 +84,10 @@ struct Statements: Sendable {
             WHERE j.state NOT IN ('cancelled', 'discarded')
             """
 
-        // SKIP LOCKED lets many workers fetch at once without waiting on each other's rows; the partial index
-        // holds only runnable rows, in (queue, priority, run_at, id) order, so the LIMIT stops the scan early.
-        // The paused check is a one-time filter (an InitPlan), not a per-row lookup.
-        self.fetch = """
-            WITH picked AS (
-                SELECT id
-                FROM \(s).jobs
-                WHERE state IN ('available', 'scheduled', 'retryable')
-                  AND queue = $1
-                  AND run_at <= now()
-                  AND NOT EXISTS (SELECT 1 FROM \(s).queues WHERE name = $1 AND paused_at IS NOT NULL)
-                ORDER BY priority, run_at, id
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE \(s).jobs j
-            SET state = 'running',
-                attempt = j.attempt + 1,
-                attempted_at = now(),
-                lease_owner = $3,
-                lease_expires_at = now() + $4 * interval '1 millisecond',
-                lease_token = nextval('\(schema.name).lease_tokens')
-            FROM picked
-            WHERE j.id = picked.id
-            RETURNING j.id, j.kind, j.queue, j.namespace, j.args::text, j.attempt, j.max_attempts, j.lease_token,
-                      coalesce(j.timeout_ms, -1), j.tags
-            """
-
-        // The fence: a row is written only while it is still `running` under the same lease token. A worker whose
-        // lease expired and was taken over presents an old token and changes nothing. The attempt record is
-        // appended in the same row update, so the history and the state can never disagree.
+        // The hot path runs through PL/pgSQL functions (migration 2), which keep their plans per session.
+        self.fetch = "SELECT * FROM \(s).fetch_jobs($1, $2::integer, $3, $4)"
         self.complete = """
-            WITH c AS (
-                SELECT *
-                FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[],
-                            $7::text[], $8::text[], $9::int[], $10::bigint[], $11::bool[])
-                     AS c(id, token, state, run_after_ms, dead_reason, outcome, error_code, error_message,
-                          attempt_delta, duration_us, require_expired)
-            )
-            UPDATE \(s).jobs j
-            SET state = c.state,
-                run_at = CASE WHEN c.run_after_ms >= 0 THEN now() + c.run_after_ms * interval '1 millisecond'
-                              ELSE j.run_at END,
-                attempt = j.attempt + c.attempt_delta,
-                finished_at = CASE WHEN c.state IN ('completed', 'cancelled', 'discarded') THEN now() END,
-                dead_reason = nullif(c.dead_reason, ''),
-                last_error = coalesce(nullif(c.error_message, ''), j.last_error),
-                lease_owner = NULL,
-                lease_expires_at = NULL,
-                lease_token = NULL,
-                attempts = j.attempts || jsonb_build_object(
-                    'attempt', j.attempt,
-                    'worker', j.lease_owner,
-                    'started_at', to_char(j.attempted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                    'finished_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                    'outcome', c.outcome,
-                    'error_code', nullif(c.error_code, ''),
-                    'error', nullif(c.error_message, ''),
-                    'duration_us', CASE WHEN c.duration_us >= 0 THEN c.duration_us
-                                        ELSE (extract(epoch FROM now() - j.attempted_at) * 1000000)::bigint END)
-            FROM c
-            WHERE j.id = c.id
-              AND j.lease_token = c.token
-              AND j.state = 'running'
-              AND (NOT c.require_expired OR j.lease_expires_at < now())
-            RETURNING j.id
+            SELECT * FROM \(s).complete_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9::integer[], $10, $11)
             """
 
         // One statement per heartbeat for every lease the process holds. Rows not returned by the UPDATE are

@@ -168,6 +168,47 @@ import Testing
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'") == 0)
     }
 
+    @Test("jobs fetched ahead into the buffer are heartbeated and released unstarted on shutdown")
+    func bufferedJobsAreReleased() async throws {
+        let db = try TestDatabase.get()
+        let started = Recorder()
+        var registry = JobRegistry()
+        registry.register(Echo.self) { args, _ in
+            started.append(args.value)
+            try await Task.sleep(for: .seconds(600))
+        }
+        let jobs = try await db.client.jobs.enqueue(contentsOf: (0..<3).map { Echo(value: $0) })
+        try await db.withWorker(
+            registry,
+            configure: {
+                $0.queues = ["default": .init(slots: 1, prefetch: 4)]
+                $0.shutdownGracePeriod = .milliseconds(100)
+                $0.heartbeatInterval = .milliseconds(100)
+                $0.leaseDuration = .milliseconds(600)
+                $0.reaperInterval = .milliseconds(100)
+            }
+        ) { _ in
+            try await db.waitUntil("one job runs and another waits leased in the buffer") {
+                let running = try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'")
+                return started.all.count == 1 && running == 2
+            }
+            // Outlive several leases: heartbeats cover the buffered job too, so nothing is reaped.
+            try await db.waitUntil("the leases were extended past their first expiry") {
+                try await db.scalar(
+                    "SELECT count(*) FROM {schema}.jobs WHERE state = 'running' AND lease_expires_at > created_at + interval '2 seconds'"
+                ) == 2
+            }
+            #expect(started.all.count == 1)
+        }
+        for job in jobs {
+            let record = try #require(try await db.client.jobs.get(job.id))
+            #expect(record.state == .available)
+            #expect(record.attempt == 0)
+            #expect(record.attempts.allSatisfy { $0.outcome == .released && $0.errorCode == .shutdown })
+        }
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
+    }
+
     @Test("a notification wakes an idle listening worker without waiting for a poll")
     func notificationWakesWorker() async throws {
         let db = try TestDatabase.get()

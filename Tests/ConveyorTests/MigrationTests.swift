@@ -1,4 +1,5 @@
 import Conveyor
+import ConveyorLocalPostgres
 import ConveyorPostgres
 import Foundation
 import Logging
@@ -63,13 +64,19 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await postgres.run() }
             defer { group.cancelAll() }
-            // Run it statement by statement, as psql would.
-            for statement in script.components(separatedBy: ";\n") {
-                let lines = statement.split(separator: "\n").filter { !$0.hasPrefix("--") }
-                let sql = lines.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
-                if sql.isEmpty { continue }
-                try await postgres.query(PostgresQuery(unsafeSQL: sql))
-            }
+            // Run it with psql, as a team with its own migration tool would.
+            let file = NSTemporaryDirectory() + "conveyor-migrations-\(schema).sql"
+            try Data(script.utf8).write(to: URL(fileURLWithPath: file))
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let psql = try LocalPostgres.findBinaries().psql ?? "/usr/bin/psql"
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: psql)
+            process.arguments = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", file]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
             let applied = try await PostgresJobStore(client: postgres, schema: schema).migrate(
                 logger: Logger(label: "t")
             )

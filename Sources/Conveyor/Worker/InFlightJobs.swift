@@ -14,20 +14,32 @@ final class InFlightJobs: Sendable {
     }
 
     final class Execution: Sendable {
-        let job: FetchedJob
-        let deadline: ContinuousClock.Instant?
-        private let state = Mutex<(task: Task<Void, any Error>?, stopReason: StopReason?, finished: Bool)>(
-            (nil, nil, false)
-        )
+        struct State {
+            var task: Task<Void, any Error>?
+            var stopReason: StopReason?
+            var started = false
+            var finished = false
+            var deadline: ContinuousClock.Instant?
+        }
 
-        init(job: FetchedJob, deadline: ContinuousClock.Instant?) {
+        let job: FetchedJob
+        private let state = Mutex(State())
+
+        init(job: FetchedJob) {
             self.job = job
-            self.deadline = deadline
         }
 
         var lease: JobLease { JobLease(id: self.job.id, token: self.job.leaseToken) }
 
         var stopReason: StopReason? { self.state.withLock { $0.stopReason } }
+
+        /// Marks the handler started with its deadline.
+        func begin(deadline: ContinuousClock.Instant?) {
+            self.state.withLock {
+                $0.started = true
+                $0.deadline = deadline
+            }
+        }
 
         /// Attaches the handler's task; cancels it at once if a stop was asked for before it started.
         func attach(_ task: Task<Void, any Error>) {
@@ -57,7 +69,16 @@ final class InFlightJobs: Sendable {
             }
         }
 
-        var isFinished: Bool { self.state.withLock { $0.finished } }
+        /// Started and not finished.
+        var isRunning: Bool { self.state.withLock { $0.started && !$0.finished } }
+
+        /// Whether the handler is running past its deadline.
+        func isOverdue(now: ContinuousClock.Instant) -> Bool {
+            self.state.withLock { state in
+                guard state.started, !state.finished, let deadline = state.deadline else { return false }
+                return deadline <= now
+            }
+        }
     }
 
     private let executions = Mutex<[JobID: Execution]>([:])
@@ -82,19 +103,20 @@ final class InFlightJobs: Sendable {
 
     var isEmpty: Bool { self.executions.withLock { $0.isEmpty } }
 
-    /// Running handlers (not yet finished) of `queue`, or of every queue.
-    func running(queue: String? = nil) -> [Execution] {
+    /// Running handlers (started, not yet finished) of `queue`.
+    func running(queue: String) -> [Execution] {
         self.executions.withLock { executions in
-            executions.values.filter { !$0.isFinished && (queue == nil || $0.job.queue == queue) }
+            executions.values.filter { $0.job.queue == queue && $0.isRunning }
         }
     }
 
     /// Stops every running handler whose deadline passed.
     func stopOverdue(now: ContinuousClock.Instant) {
-        for execution in self.running() {
-            if let deadline = execution.deadline, deadline <= now {
-                execution.stop(.timeout)
-            }
+        let overdue = self.executions.withLock { executions in
+            executions.values.filter { $0.isOverdue(now: now) }
+        }
+        for execution in overdue {
+            execution.stop(.timeout)
         }
     }
 }

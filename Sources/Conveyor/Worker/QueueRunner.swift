@@ -2,30 +2,58 @@ import ConveyorCore
 import Logging
 import Synchronization
 
-/// Fetches and runs the jobs of one queue with a fixed number of execution slots.
+/// Fetches and runs the jobs of one queue: `slots` handlers at once, fed from a small local buffer.
 ///
-/// The fetch loop sleeps on a coalescing ``WakeSignal`` and fetches as many jobs as there are free slots when it
-/// wakes: on a notification, a poll tick, or a freed slot while the last fetch suggested more work is waiting.
-/// On shutdown it stops fetching, waits up to the grace period for running handlers, then cancels the rest; their
-/// jobs are released back to `available`.
+/// The fetch loop sleeps on a coalescing ``WakeSignal`` and, when it wakes, leases as many jobs as fit in the free
+/// capacity (`slots` plus a prefetch allowance, minus the jobs running or buffered) in one statement. The
+/// allowance adapts: it is about twice what the slots finish during one fetch round trip, so short jobs are
+/// fetched in large batches while long jobs are not hoarded away from other workers; it never exceeds the
+/// configured maximum. It fetches at once when a
+/// slot would otherwise idle, and otherwise waits until at least half the capacity is free, so that the fetch
+/// round trip overlaps the work and each fetch carries a batch. Buffered jobs are leased (and heartbeated) but not
+/// started; lanes, one per busy slot, take them one after another without further round trips.
+///
+/// On shutdown it stops fetching, releases buffered jobs that never started, waits up to the grace period for
+/// running handlers, then cancels the rest; their jobs are released back to `available` as well.
 final class QueueRunner: Sendable {
     struct State {
-        var running = 0
-        /// The last fetch filled every free slot, or a wake-up said new work arrived.
+        var buffer: [InFlightJobs.Execution] = []
+        var bufferStart = 0
+        var executing = 0
+        var lanes = 0
+        /// The last fetch filled the free capacity, or a wake-up said new work arrived.
         var mayHaveMore = true
         var shuttingDown = false
         var graceExpired = false
+        /// Moving averages, in nanoseconds, of one fetch round trip and one handler run.
+        var fetchNanoseconds: Double = 0
+        var jobNanoseconds: Double = 0
+
+        var buffered: Int { self.buffer.count - self.bufferStart }
+
+        mutating func takeBuffered() -> InFlightJobs.Execution? {
+            guard self.bufferStart < self.buffer.count else { return nil }
+            let next = self.buffer[self.bufferStart]
+            self.bufferStart += 1
+            if self.bufferStart == self.buffer.count {
+                self.buffer.removeAll(keepingCapacity: true)
+                self.bufferStart = 0
+            }
+            return next
+        }
     }
 
     let queue: String
     private let slots: Int
+    private let maximumPrefetch: Int
     private let worker: WorkerRuntime
     private let signal = WakeSignal()
     private let state = Mutex(State())
 
-    init(queue: String, slots: Int, worker: WorkerRuntime) {
+    init(queue: String, slots: Int, prefetch: Int, worker: WorkerRuntime) {
         self.queue = queue
         self.slots = slots
+        self.maximumPrefetch = prefetch
         self.worker = worker
     }
 
@@ -43,30 +71,84 @@ final class QueueRunner: Sendable {
     func run() async {
         await withDiscardingTaskGroup { group in
             while true {
-                let (free, shuttingDown, mayHaveMore) = self.state.withLock {
-                    (self.slots - $0.running, $0.shuttingDown, $0.mayHaveMore)
+                let (limit, shuttingDown) = self.state.withLock { state -> (Int, Bool) in
+                    (self.fetchLimit(state), state.shuttingDown)
                 }
                 if shuttingDown || Task.isCancelled { break }
-                if free > 0, mayHaveMore {
-                    let jobs = await self.fetch(limit: free)
-                    self.state.withLock {
-                        $0.running += jobs.count
-                        $0.mayHaveMore = jobs.count == free && !jobs.isEmpty
+                if limit > 0 {
+                    let fetchStart = ContinuousClock.now
+                    let jobs = await self.fetch(limit: limit)
+                    let fetchTime = Double((ContinuousClock.now - fetchStart).nanoseconds)
+                    let executions = jobs.map { InFlightJobs.Execution(job: $0) }
+                    for execution in executions { self.worker.inFlight.insert(execution) }
+                    let newLanes = self.state.withLock { state -> Int in
+                        state.fetchNanoseconds = Self.average(state.fetchNanoseconds, fetchTime)
+                        state.buffer.append(contentsOf: executions)
+                        state.mayHaveMore = jobs.count == limit
+                        let lanes = min(self.slots - state.lanes, state.buffered)
+                        state.lanes += lanes
+                        return lanes
                     }
-                    for job in jobs {
-                        group.addTask {
-                            await self.worker.execute(job)
-                            let wake = self.state.withLock { state -> Bool in
-                                state.running -= 1
-                                return state.mayHaveMore || state.shuttingDown
-                            }
-                            if wake { self.signal.wake() }
-                        }
+                    for _ in 0..<newLanes {
+                        group.addTask { await self.lane() }
                     }
                 }
                 guard await self.signal.wait() else { break }
             }
             await self.drain(group: &group)
+        }
+    }
+
+    /// How many jobs to fetch now: 0 unless more work may wait and either a slot would idle or at least half the
+    /// capacity is free.
+    private func fetchLimit(_ state: State) -> Int {
+        guard state.mayHaveMore, !state.shuttingDown else { return 0 }
+        let capacity = self.slots + self.prefetch(state)
+        let held = state.executing + state.buffered
+        let free = capacity - held
+        guard free > 0 else { return 0 }
+        if held < self.slots || free * 2 >= capacity { return free }
+        return 0
+    }
+
+    /// The prefetch allowance: twice the jobs the slots finish during one fetch, within `0...maximumPrefetch`.
+    /// Before anything was measured it is one job per slot.
+    private func prefetch(_ state: State) -> Int {
+        guard state.fetchNanoseconds > 0, state.jobNanoseconds > 0 else {
+            return min(self.slots, self.maximumPrefetch)
+        }
+        let perFetch = 2 * Double(self.slots) * state.fetchNanoseconds / max(state.jobNanoseconds, 1000)
+        return min(self.maximumPrefetch, Int(perFetch.rounded(.up)))
+    }
+
+    static func average(_ current: Double, _ sample: Double) -> Double {
+        current == 0 ? sample : current * 0.9 + sample * 0.1
+    }
+
+    /// Runs buffered jobs one after another until the buffer is empty or shutdown began.
+    private func lane() async {
+        while true {
+            let next = self.state.withLock { state -> InFlightJobs.Execution? in
+                guard !state.shuttingDown, let next = state.takeBuffered() else {
+                    state.lanes -= 1
+                    return nil
+                }
+                state.executing += 1
+                return next
+            }
+            guard let execution = next else {
+                self.signal.wake()
+                return
+            }
+            let start = ContinuousClock.now
+            await self.worker.execute(execution)
+            let runTime = Double((ContinuousClock.now - start).nanoseconds)
+            let wake = self.state.withLock { state -> Bool in
+                state.executing -= 1
+                state.jobNanoseconds = Self.average(state.jobNanoseconds, runTime)
+                return (state.mayHaveMore && self.fetchLimit(state) > 0) || state.shuttingDown
+            }
+            if wake { self.signal.wake() }
         }
     }
 
@@ -91,9 +173,20 @@ final class QueueRunner: Sendable {
         }
     }
 
-    /// Waits for running handlers up to the grace period, then cancels them (they release their jobs).
+    /// Releases buffered jobs, waits for running handlers up to the grace period, then cancels them (they release
+    /// their jobs too).
     private func drain(group: inout DiscardingTaskGroup) async {
-        if self.state.withLock({ $0.running }) > 0 {
+        let unstarted = self.state.withLock { state -> [InFlightJobs.Execution] in
+            state.shuttingDown = true
+            var unstarted: [InFlightJobs.Execution] = []
+            while let execution = state.takeBuffered() { unstarted.append(execution) }
+            return unstarted
+        }
+        for execution in unstarted {
+            _ = execution.markFinished()
+            self.worker.release(execution.job)
+        }
+        if self.state.withLock({ $0.lanes }) > 0 {
             let grace = self.worker.configuration.shutdownGracePeriod
             group.addTask {
                 try? await Task.sleep(for: grace)
@@ -101,26 +194,31 @@ final class QueueRunner: Sendable {
                 self.signal.wake()
             }
             var cancelledStragglers = false
-            while true {
-                let (running, graceExpired) = self.state.withLock { ($0.running, $0.graceExpired) }
-                if running == 0 { break }
-                if (graceExpired || Task.isCancelled), !cancelledStragglers {
+            while self.state.withLock({ $0.lanes }) > 0 {
+                let graceExpired = self.state.withLock { $0.graceExpired }
+                if graceExpired || Task.isCancelled, !cancelledStragglers {
                     cancelledStragglers = true
-                    for execution in self.worker.inFlight.running(queue: self.queue) {
-                        execution.stop(.shutdown)
-                    }
+                    self.stopRunning()
                 }
                 if !(await self.signal.wait()) {
-                    // Cancelled: handlers were asked to stop above or will be by the group's cancellation.
-                    if !cancelledStragglers {
-                        for execution in self.worker.inFlight.running(queue: self.queue) {
-                            execution.stop(.shutdown)
-                        }
-                    }
+                    // Cancelled: ask the handlers to stop; the group's cancellation reaches them too.
+                    if !cancelledStragglers { self.stopRunning() }
                     break
                 }
             }
         }
         group.cancelAll()
+    }
+
+    private func stopRunning() {
+        for execution in self.worker.inFlight.running(queue: self.queue) {
+            execution.stop(.shutdown)
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        self.components.seconds * 1_000_000_000 + self.components.attoseconds / 1_000_000_000
     }
 }

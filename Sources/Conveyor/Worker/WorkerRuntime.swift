@@ -28,17 +28,19 @@ final class WorkerRuntime: Sendable {
     }
 
     /// Runs one attempt and hands its result to the completer. Never throws: every outcome becomes a transition.
-    func execute(_ job: FetchedJob) async {
+    /// The execution was registered in ``inFlight`` when its job was fetched.
+    func execute(_ execution: InFlightJobs.Execution) async {
+        let job = execution.job
         ConveyorMetrics.jobStarted(queue: job.queue, kind: job.kind)
         let clock = ContinuousClock()
         let start = clock.now
         guard let entry = self.registry.entry(for: job.kind) else {
+            _ = execution.markFinished()
             self.finish(job, result: .unknownKind, entry: nil, elapsed: .zero)
             return
         }
         let timeout = entry.timeout ?? job.timeoutMilliseconds.map { Duration.milliseconds($0) }
-        let execution = InFlightJobs.Execution(job: job, deadline: timeout.map { start.advanced(by: $0) })
-        self.inFlight.insert(execution)
+        execution.begin(deadline: timeout.map { start.advanced(by: $0) })
 
         var logger = self.logger
         logger[metadataKey: "job_id"] = "\(job.id)"
@@ -76,6 +78,11 @@ final class WorkerRuntime: Sendable {
             logger.debug("attempt failed", metadata: ["error": "\(message)"])
         }
         self.finish(job, result: result, entry: entry, elapsed: clock.now - start)
+    }
+
+    /// Gives a fetched job that never started back to `available` without using up an attempt.
+    func release(_ job: FetchedJob) {
+        self.finish(job, result: .released, entry: self.registry.entry(for: job.kind), elapsed: .zero)
     }
 
     private func finish(_ job: FetchedJob, result: AttemptResult, entry: JobRegistry.Entry?, elapsed: Duration) {

@@ -96,10 +96,18 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    private func measure(url: String, cluster: LocalPostgres?, logger: Logger, notes: [String]) async throws
+    private func measure(
+        url: String,
+        cluster: LocalPostgres?,
+        logger: Logger,
+        notes: [String]
+    ) async throws
         -> BenchReport
     {
-        let postgres = PostgresClient(configuration: try PostgresClient.Configuration(url: url), backgroundLogger: logger)
+        let postgres = PostgresClient(
+            configuration: try PostgresClient.Configuration(url: url),
+            backgroundLogger: logger
+        )
         return try await withThrowingTaskGroup(of: BenchReport?.self) { group in
             group.addTask {
                 await postgres.run()

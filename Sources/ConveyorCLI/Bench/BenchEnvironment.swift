@@ -65,7 +65,10 @@ struct BenchEnvironment: Sendable {
             var binds = PostgresBindings()
             binds.append("LISTEN \"\(schema).jobs_available\"%")
             let rows = try await self.postgres.query(
-                PostgresQuery(unsafeSQL: "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1", binds: binds)
+                PostgresQuery(
+                    unsafeSQL: "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1",
+                    binds: binds
+                )
             )
             for try await listening in rows.decode(Int.self) where listening >= count {
                 return
@@ -97,7 +100,8 @@ final class BenchWorker: @unchecked Sendable {
 
     /// The peak resident set size so far, in bytes (`VmHWM`).
     var peakResidentBytes: Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8)
+        guard
+            let status = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8)
         else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             let kilobytes = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0

@@ -96,7 +96,10 @@ struct BenchReport: Codable {
             "machine: \(self.machine.cores) cores, \(self.machine.memoryGiB) GiB; load average "
                 + "\(self.machine.loadAverageBefore) before, \(self.machine.loadAverageAfter) after"
         )
-        print("settings: " + self.settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        print(
+            "settings: "
+                + self.settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        )
         print("")
         let header =
             "figure".padding(36) + " " + "median".leftPadding(12) + " " + "min".leftPadding(12) + " "

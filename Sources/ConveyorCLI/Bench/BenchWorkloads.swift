@@ -210,7 +210,8 @@ struct BenchWorkloads: Sendable {
         var finished: [Int64: Double] = [:]
         let rows = try await env.postgres.query(
             PostgresQuery(
-                unsafeSQL: "SELECT id, extract(epoch FROM finished_at)::float8 FROM \"\(schema)\".jobs WHERE kind = 'bench.probe'"
+                unsafeSQL:
+                    "SELECT id, extract(epoch FROM finished_at)::float8 FROM \"\(schema)\".jobs WHERE kind = 'bench.probe'"
             )
         )
         for try await (id, at) in rows.decode((Int64, Double).self) { finished[id] = at }
