@@ -57,10 +57,11 @@ public final class ConveyorWorker: Service, Sendable {
         /// How often held leases are extended, in one statement for all of them (default 10 s). Also how quickly a
         /// running job sees a client's cancel request.
         public var heartbeatInterval: Duration = .seconds(10)
-        /// The fallback poll interval, and the delay with which a scheduled job is noticed (default 1 s).
-        public var pollInterval: Duration = .seconds(1)
-        /// How often expired leases are looked for and queue depth is sampled (default 5 s).
-        public var reaperInterval: Duration = .seconds(5)
+        /// The poll interval (default 2 s): the fallback for lost notifications, and the most a scheduled or
+        /// retrying job may start late. New jobs wake a listening worker at once; in `.pollOnly` mode, lower it.
+        public var pollInterval: Duration = .seconds(2)
+        /// How often expired leases are looked for and queue depth is sampled (default 15 s).
+        public var reaperInterval: Duration = .seconds(15)
         /// How long running handlers may take to finish on graceful shutdown (default 10 s).
         public var shutdownGracePeriod: Duration = .seconds(10)
         /// The most results written in one statement (default 100).

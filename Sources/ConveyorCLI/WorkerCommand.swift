@@ -29,8 +29,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @Option(help: "Lease duration in seconds.") var lease: Double = 30
     @Option(help: "Heartbeat interval in seconds.") var heartbeat: Double = 10
-    @Option(help: "Poll interval in seconds.") var poll: Double = 1
-    @Option(help: "Reaper interval in seconds.") var reaper: Double = 5
+    @Option(help: "Poll interval in seconds.") var poll: Double = 2
+    @Option(help: "Reaper interval in seconds.") var reaper: Double = 15
     @Option(help: "Graceful shutdown period in seconds.") var grace: Double = 10
     @Option(help: "Base retry delay in seconds for the demo job types.") var retryDelay: Double = 1
     @Option(help: "The most results written in one statement.") var completionBatch: Int = 100

@@ -1,36 +1,26 @@
 import Conveyor
+import ConveyorLocalPostgres
 import Foundation
 
 /// Runs the pgbench SQL ceiling script against the benchmark's server and parses its `CEILING` line.
 enum BenchCeiling {
-    static func run(script: String, url: String, seconds: Int) throws -> [String: Double] {
+    static func run(script: String, url: String, seconds: Int) async throws -> [String: Double] {
         guard FileManager.default.isReadableFile(atPath: script) else {
             throw ConveyorError(.invalidConfiguration, "the ceiling script is not at \(script); pass --ceiling-script")
         }
         guard let components = URLComponents(string: url), let host = components.host else {
             throw ConveyorError(.invalidConfiguration, "cannot read host and port from the database URL")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script, String(seconds)]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PGHOST"] = host
-        environment["PGPORT"] = String(components.port ?? 5432)
-        environment["PGUSER"] = components.user ?? "postgres"
+        var environment = [
+            "PGHOST": host,
+            "PGPORT": String(components.port ?? 5432),
+            "PGUSER": components.user ?? "postgres",
+        ]
         if let password = components.password { environment["PGPASSWORD"] = password }
-        process.environment = environment
-        let output = NSTemporaryDirectory() + "conveyor-ceiling-\(UUID().uuidString).txt"
-        FileManager.default.createFile(atPath: output, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: output) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0,
-            let line = text.split(separator: "\n").last(where: { $0.hasPrefix("CEILING ") })
+        let outcome = await LocalPostgres.runTool("/bin/bash", arguments: [script, String(seconds)], environment: environment)
+        let text = outcome.output + outcome.errorOutput
+        guard outcome.status == 0,
+            let line = outcome.output.split(separator: "\n").last(where: { $0.hasPrefix("CEILING ") })
         else {
             throw ConveyorError(.databaseError, "the ceiling script failed: \(text.suffix(500))")
         }
