@@ -123,6 +123,61 @@ enum Migrations {
                 $$
                 """,
                 """
+                CREATE FUNCTION {schema}.enqueue_jobs(
+                    p_kinds text[], p_queues text[], p_namespaces text[], p_args text[], p_priorities integer[],
+                    p_run_at_us bigint[], p_delays_ms bigint[], p_max_attempts integer[], p_timeouts_ms bigint[],
+                    p_tags text[], p_unique_keys text[], p_replay_of bigint[], p_channel text, p_notify boolean)
+                RETURNS TABLE (id bigint, namespace text, unique_key text, notified bigint)
+                LANGUAGE plpgsql AS $$
+                #variable_conflict use_column
+                BEGIN
+                    -- One statement for the whole batch: the arrays are unnested in input order. Times are the
+                    -- database's: run_at_us >= 0 is an absolute time in microseconds since the epoch, otherwise
+                    -- the job runs delay_ms after now(). Duplicates by unique key are skipped and looked up by
+                    -- the caller. The NOTIFY rides in the same statement, so it is sent exactly when the insert
+                    -- commits (the caller's transaction included), once per queue however many rows there are.
+                    RETURN QUERY
+                    WITH input AS (
+                        SELECT *
+                        FROM unnest(p_kinds, p_queues, p_namespaces, p_args, p_priorities, p_run_at_us, p_delays_ms,
+                                    p_max_attempts, p_timeouts_ms, p_tags, p_unique_keys, p_replay_of)
+                             WITH ORDINALITY
+                             AS i(kind, queue, namespace, args, priority, run_at_us, delay_ms, max_attempts,
+                                  timeout_ms, tags, unique_key, replay_of, ord)
+                    ),
+                    timed AS (
+                        SELECT input.*,
+                               CASE WHEN input.run_at_us >= 0 THEN to_timestamp(input.run_at_us / 1000000.0)
+                                    ELSE now() + input.delay_ms * interval '1 millisecond' END AS run_at
+                        FROM input
+                    ),
+                    inserted AS (
+                        INSERT INTO {schema}.jobs AS j (kind, queue, namespace, args, priority, state, run_at,
+                                                        max_attempts, timeout_ms, tags, unique_key, replay_of)
+                        SELECT t.kind, t.queue, t.namespace, t.args::jsonb, t.priority,
+                               CASE WHEN t.run_at <= now() THEN 'available' ELSE 'scheduled' END,
+                               t.run_at, t.max_attempts, nullif(t.timeout_ms, -1),
+                               coalesce(string_to_array(nullif(t.tags, ''), ','), '{}'),
+                               nullif(t.unique_key, ''), nullif(t.replay_of, 0)
+                        FROM timed t
+                        ORDER BY t.ord
+                        ON CONFLICT (namespace, unique_key)
+                            WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded')
+                            DO NOTHING
+                        RETURNING j.id, j.namespace, j.unique_key, j.queue, j.state
+                    ),
+                    sent AS (
+                        SELECT count(pg_notify(p_channel, q.queue)) AS sent
+                        FROM (SELECT DISTINCT r.queue FROM inserted r WHERE r.state = 'available') AS q
+                        WHERE p_notify
+                    )
+                    SELECT r.id, r.namespace, coalesce(r.unique_key, ''), (SELECT sent.sent FROM sent)
+                    FROM inserted r
+                    ORDER BY r.id;
+                END
+                $$
+                """,
+                """
                 CREATE FUNCTION {schema}.complete_jobs(
                     p_ids bigint[], p_tokens bigint[], p_states text[], p_run_after_ms bigint[],
                     p_dead_reasons text[], p_outcomes text[], p_error_codes text[], p_error_messages text[],

@@ -31,49 +31,10 @@ struct Statements: Sendable {
 
         self.migrationLock = "SELECT pg_advisory_xact_lock(hashtext('conveyor.migrate.' || $1))"
 
-        // One statement for the whole batch: the arrays are bound as parameters and unnested in input order.
-        // Times are the database's: `run_at_us >= 0` is an absolute time in microseconds since the epoch, otherwise
-        // the job runs `delay_ms` after now(). Duplicates by unique key are skipped (ON CONFLICT DO NOTHING) and
-        // looked up afterwards. The NOTIFY rides in the same statement, so it is sent exactly when the insert
-        // commits (the caller's transaction included), once per queue however many rows the batch holds.
+        // Batch insert through a PL/pgSQL function (migration 2), whose plan each session keeps.
         self.insert = """
-            WITH input AS (
-                SELECT *
-                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[],
-                            $8::int[], $9::bigint[], $10::text[], $11::text[], $12::bigint[])
-                     WITH ORDINALITY
-                     AS i(kind, queue, namespace, args, priority, run_at_us, delay_ms, max_attempts, timeout_ms,
-                          tags, unique_key, replay_of, ord)
-            ),
-            timed AS (
-                SELECT input.*,
-                       CASE WHEN run_at_us >= 0 THEN to_timestamp(run_at_us / 1000000.0)
-                            ELSE now() + delay_ms * interval '1 millisecond' END AS run_at
-                FROM input
-            ),
-            inserted AS (
-                INSERT INTO \(s).jobs (kind, queue, namespace, args, priority, state, run_at, max_attempts,
-                                       timeout_ms, tags, unique_key, replay_of)
-                SELECT kind, queue, namespace, args::jsonb, priority,
-                       CASE WHEN run_at <= now() THEN 'available' ELSE 'scheduled' END,
-                       run_at, max_attempts, nullif(timeout_ms, -1),
-                       coalesce(string_to_array(nullif(tags, ''), ','), '{}'),
-                       nullif(unique_key, ''), nullif(replay_of, 0)
-                FROM timed
-                ORDER BY ord
-                ON CONFLICT (namespace, unique_key)
-                    WHERE unique_key IS NOT NULL AND state NOT IN ('cancelled', 'discarded')
-                    DO NOTHING
-                RETURNING id, namespace, unique_key, queue, state
-            ),
-            notified AS (
-                SELECT count(pg_notify($13, queue)) AS sent
-                FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') AS q
-                WHERE $14::bool
-            )
-            SELECT id, namespace, coalesce(unique_key, ''), (SELECT sent FROM notified)
-            FROM inserted
-            ORDER BY id
+            SELECT * FROM \(s).enqueue_jobs($1, $2, $3, $4, $5::integer[], $6, $7, $8::integer[], $9, $10, $11, $12,
+                                            $13, $14)
             """
 
         self.existingUniqueKeys = """

@@ -17,7 +17,11 @@ enum BenchCeiling {
             "PGUSER": components.user ?? "postgres",
         ]
         if let password = components.password { environment["PGPASSWORD"] = password }
-        let outcome = await LocalPostgres.runTool("/bin/bash", arguments: [script, String(seconds)], environment: environment)
+        let outcome = await LocalPostgres.runTool(
+            "/bin/bash",
+            arguments: [script, String(seconds)],
+            environment: environment
+        )
         let text = outcome.output + outcome.errorOutput
         guard outcome.status == 0,
             let line = outcome.output.split(separator: "\n").last(where: { $0.hasPrefix("CEILING ") })

@@ -237,32 +237,50 @@ struct BenchWorkloads: Sendable {
 
     // MARK: Idle
 
-    /// Transactions per second that one idle worker process sends, from `pg_stat_database`.
+    /// Transactions per second that one idle worker process sends, from `pg_stat_database` of a database that
+    /// only this worker uses (so autovacuum and the benchmark's own queries elsewhere do not count).
     func idle(seconds: Int) async throws -> [Measurement] {
         let env = self.environment
-        let (schema, _) = try await env.freshSchema("idle")
-        let workers = try env.startWorkers(1, schema: schema)
-        defer { workers.forEach { $0.stop() } }
-        try await env.waitListening(schema, count: 1)
+        let database = "conveyor_bench_idle_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        try await env.postgres.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"))
+        guard var components = URLComponents(string: env.url) else {
+            throw ConveyorError(.invalidConfiguration, "cannot parse the database URL")
+        }
+        components.path = "/" + database
+        guard let url = components.string else {
+            throw ConveyorError(.invalidConfiguration, "cannot build the idle database URL")
+        }
+        let worker = try BenchWorker(url: url, schema: "conveyor", arguments: ["--queue", "bench:\(env.slots)"])
+        try await env.waitListening("conveyor", count: 1)
         try await Task.sleep(for: .seconds(2))
-        let query = """
-            SELECT (xact_commit + xact_rollback)::float8 FROM pg_catalog.pg_stat_database
-            WHERE datname = current_database()
-            """
-        try await env.postgres.query(PostgresQuery(unsafeSQL: "SELECT pg_catalog.pg_stat_clear_snapshot()"))
-        let before = try await env.scalar(query, schema: schema)
+        func transactions() async throws -> Double {
+            try await env.postgres.query(PostgresQuery(unsafeSQL: "SELECT pg_catalog.pg_stat_clear_snapshot()"))
+            var binds = PostgresBindings()
+            binds.append(database)
+            let rows = try await env.postgres.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT (xact_commit + xact_rollback)::float8 FROM pg_catalog.pg_stat_database
+                        WHERE datname = $1
+                        """,
+                    binds: binds
+                )
+            )
+            for try await value in rows.decode(Double.self) { return value }
+            return 0
+        }
+        let before = try await transactions()
         try await Task.sleep(for: .seconds(seconds))
-        // Statistics reach the shared view when a backend goes idle, at most once a second: wait that out.
+        // Backends publish their counts when idle, at most once a second: wait that out before reading.
         try await Task.sleep(for: .milliseconds(1500))
-        try await env.postgres.query(PostgresQuery(unsafeSQL: "SELECT pg_catalog.pg_stat_clear_snapshot()"))
-        let after = try await env.scalar(query, schema: schema)
-        // Our own two reads and two snapshot clears are transactions too.
-        let worker = max(0, after - before - 3)
+        let after = try await transactions()
+        worker.stop()
+        try await env.postgres.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(database) WITH (FORCE)"))
         return [
             Measurement(
                 name: "idle worker queries",
                 unit: "queries/s",
-                value: worker / (Double(seconds) + 1.5)
+                value: max(0, after - before) / (Double(seconds) + 1.5)
             )
         ]
     }
