@@ -52,7 +52,7 @@ struct Statements: Sendable {
             """
 
         // One statement per heartbeat for every lease the process holds. Rows not returned by the UPDATE are
-        // leases this worker lost.
+        // leases this worker lost. The unique lease token alone proves the lease (see complete_jobs).
         self.heartbeat = """
             WITH held AS (
                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS h(id, token)
@@ -61,7 +61,7 @@ struct Statements: Sendable {
                 UPDATE \(s).jobs j
                 SET lease_expires_at = now() + $3 * interval '1 millisecond'
                 FROM held
-                WHERE j.id = held.id AND j.lease_token = held.token AND j.state = 'running'
+                WHERE j.id = held.id AND j.lease_token = held.token
                 RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested
             )
             SELECT held.id, coalesce(extended.cancel_requested::int, -1)
