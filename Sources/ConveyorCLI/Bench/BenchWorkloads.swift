@@ -189,7 +189,10 @@ struct BenchWorkloads: Sendable {
                 for second in 1...max(1, Int(duration.seconds)) {
                     try await Task.sleep(until: start.advanced(by: .seconds(second)), clock: clock)
                     let backlog = try await env.scalar(
-                        "SELECT count(*)::float8 FROM {schema}.jobs WHERE state IN ('available', 'running')",
+                        """
+                        SELECT ((SELECT count(*) FROM {schema}.jobs WHERE state IN ('available', 'scheduled', 'retryable'))
+                              + (SELECT count(*) FROM {schema}.jobs WHERE state = 'running'))::float8
+                        """,
                         schema: schema
                     )
                     samples.append((-1, 0, backlog))
