@@ -284,10 +284,14 @@ import Testing
         }
     }
 
-    /// Sessions that LISTEN on this schema's channel, from the server's activity view.
+    /// Sessions that LISTEN on this schema's channel, from the server's activity view. Only idle ones count: a
+    /// LISTEN that is still executing has not registered yet, and a notification sent then would be missed.
     func listeners(_ db: TestDatabase) async throws -> Int {
         var binds = PostgresBindings()
         binds.append("LISTEN \"\(db.schema).jobs_available\"%")
-        return try await db.scalar("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1", binds)
+        return try await db.scalar(
+            "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1 AND state = 'idle'",
+            binds
+        )
     }
 }

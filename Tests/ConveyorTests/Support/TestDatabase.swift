@@ -30,7 +30,7 @@ struct TestDatabase: Sendable {
     static func configuration(url: String) throws -> PostgresClient.Configuration {
         var configuration = try PostgresClient.Configuration(url: url)
         configuration.options.additionalStartupParameters = [("search_path", "")]
-        configuration.options.maximumConnections = 20
+        configuration.options.maximumConnections = 8
         return configuration
     }
 
@@ -140,7 +140,9 @@ actor TestServer {
             }
             var logger = Logger(label: "conveyor.test.postgres")
             logger.logLevel = .warning
-            let cluster = try await LocalPostgres.startEphemeral(logger: logger)
+            // Every test runs at once, each with a pool of its own and some with worker processes: leave room, so
+            // that no test waits on a refused connection.
+            let cluster = try await LocalPostgres.startEphemeral(settings: .init(maxConnections: 600), logger: logger)
             cluster.stopAtExit()
             return cluster.url
         }
