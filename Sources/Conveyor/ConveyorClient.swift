@@ -170,9 +170,7 @@ extension ConveyorClient {
                 plan = client.notifications.plan(queues: queues)
             }
             let result = try await client.store.insert(jobs, notify: plan.notifyNow, logger: client.logger)
-            for job in jobs {
-                ConveyorMetrics.jobsEnqueued(queue: job.queue, kind: job.kind)
-            }
+            ConveyorMetrics.recordEnqueued(jobs)
             // Scheduled only after the insert committed, so the trailing wake-up can never precede the jobs.
             for (queue, deadline) in plan.trailing {
                 client.notifications.scheduleTrailing(

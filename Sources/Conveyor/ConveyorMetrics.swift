@@ -30,8 +30,20 @@ public enum ConveyorMetrics {
     public static let queueDepthName = "conveyor_queue_depth"
     public static let leasesReapedName = "conveyor_leases_reaped_total"
 
-    static func jobsEnqueued(queue: String, kind: String) {
-        Counter(label: jobsEnqueuedName, dimensions: [("queue", queue), ("kind", kind)]).increment()
+    /// Counts inserted jobs (duplicates included), one counter update per queue and kind, not per job. Called by
+    /// every enqueue path, the transactional one included.
+    public static func recordEnqueued(_ jobs: [NewJob]) {
+        var counts: [QueueAndKind: Int] = [:]
+        for job in jobs { counts[QueueAndKind(queue: job.queue, kind: job.kind), default: 0] += 1 }
+        for (key, count) in counts {
+            Counter(label: jobsEnqueuedName, dimensions: [("queue", key.queue), ("kind", key.kind)])
+                .increment(by: count)
+        }
+    }
+
+    private struct QueueAndKind: Hashable {
+        var queue: String
+        var kind: String
     }
 
     static func jobStarted(queue: String, kind: String) {

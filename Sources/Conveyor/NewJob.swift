@@ -60,14 +60,14 @@ public struct NewJob: Sendable, Hashable {
         }
         var delayMilliseconds: Int64 = 0
         if options.runAt == nil, let delay = options.delay {
-            delayMilliseconds = delay.milliseconds
+            delayMilliseconds = delay.wholeMilliseconds
             guard delayMilliseconds >= 0 else {
                 throw ConveyorError(.invalidOption, "delay must not be negative")
             }
         }
         var timeoutMilliseconds: Int64?
         if let timeout = options.timeout {
-            timeoutMilliseconds = timeout.milliseconds
+            timeoutMilliseconds = timeout.wholeMilliseconds
             guard timeoutMilliseconds! > 0 else {
                 throw ConveyorError(.invalidOption, "timeout must be positive")
             }
@@ -110,32 +110,6 @@ public struct NewJob: Sendable, Hashable {
         self.tags = tags
         self.uniqueKey = options.uniqueKey
         self.replayOf = nil
-    }
-}
-
-extension NameValidation.Violation {
-    var explanation: String {
-        switch self {
-        case .empty: "must not be empty"
-        case .tooLong(let limit): "longer than \(limit) bytes"
-        case .invalidCharacter(let character):
-            "character \(character.codePoints) is not allowed"
-        case .invalidStart: "must start with a lower-case letter or underscore"
-        }
-    }
-}
-
-extension Character {
-    fileprivate var codePoints: String {
-        self.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }.joined(separator: " ")
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 {
-        let parts = self.components
-        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
     }
 }
 

@@ -122,7 +122,7 @@ final class DemoDriver: Service, Sendable {
         while true {
             counts = try await self.counts()
             let finished = (counts[.completed] ?? 0) + (counts[.discarded] ?? 0) + (counts[.cancelled] ?? 0)
-            let elapsed = Self.seconds(clock.now - start)
+            let elapsed = (clock.now - start).inSeconds
             let line = String(
                 format: "\r  completed %6d  retrying %4d  running %3d  waiting %6d  dead-lettered %4d  %7.0f jobs/s",
                 counts[.completed] ?? 0,
@@ -137,7 +137,7 @@ final class DemoDriver: Service, Sendable {
             if finished >= self.jobs { break }
             try await Task.sleep(for: .milliseconds(250))
         }
-        let elapsed = Self.seconds(clock.now - start)
+        let elapsed = (clock.now - start).inSeconds
         print("")
         let dead = try await self.client.jobs.list(JobFilter(states: [.discarded], queue: self.queue, limit: 1000))
         var reasons: [String: Int] = [:]
@@ -172,12 +172,8 @@ final class DemoDriver: Service, Sendable {
         return retries
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
     static func format(_ duration: Duration) -> String {
-        String(format: "%.1f ms", Self.seconds(duration) * 1000)
+        String(format: "%.1f ms", duration.inSeconds * 1000)
     }
 }
 

@@ -9,6 +9,20 @@ public enum NameValidation {
         case tooLong(limit: Int)
         case invalidCharacter(Character)
         case invalidStart
+
+        /// The rule in words, for error messages. Names a refused character by its code points, so a hostile
+        /// name never reaches a log or a terminal as it is.
+        public var explanation: String {
+            switch self {
+            case .empty: "must not be empty"
+            case .tooLong(let limit): "longer than \(limit) bytes"
+            case .invalidCharacter(let character):
+                "character "
+                    + character.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }
+                    .joined(separator: " ") + " is not allowed"
+            case .invalidStart: "must start with a lower-case letter or underscore"
+            }
+        }
     }
 
     /// Queue names, kinds and namespaces: 1–128 characters from `A-Z a-z 0-9 _ - . :`.

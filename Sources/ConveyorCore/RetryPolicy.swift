@@ -45,8 +45,8 @@ public struct RetryPolicy: Sendable, Hashable {
     ///   - attempt: The number of the attempt that failed, starting at 1.
     ///   - unitRandom: A value in `0..<1`; `0.5` gives the delay without jitter.
     public func delay(afterAttempt attempt: Int, unitRandom: Double) -> Duration {
-        let baseSeconds = Self.seconds(self.base)
-        let maximumSeconds = Self.seconds(self.maximum)
+        let baseSeconds = self.base.inSeconds
+        let maximumSeconds = self.maximum.inSeconds
         let exponent = Double(max(0, attempt - 1))
         var seconds = baseSeconds * pow(self.multiplier, exponent)
         if !seconds.isFinite || seconds > maximumSeconds {
@@ -55,11 +55,6 @@ public struct RetryPolicy: Sendable, Hashable {
         let spread = seconds * self.jitter * (2 * min(max(unitRandom, 0), 1) - 1)
         seconds = max(0, seconds + spread)
         return .milliseconds(Int64((seconds * 1000).rounded()))
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        let parts = duration.components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
     }
 
     private func pow(_ base: Double, _ exponent: Double) -> Double {

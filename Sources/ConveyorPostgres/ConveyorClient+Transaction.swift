@@ -30,11 +30,14 @@ extension ConveyorClient.Jobs {
             throw ConveyorError(.invalidConfiguration, "transactional enqueue needs a PostgresJobStore")
         }
         let jobs = try requests.map { try $0.makeNewJob(for: self.client) }
-        return try await store.insert(
+        let enqueued = try await store.insert(
             jobs,
             notify: self.client.configuration.notifyOnInsert,
             on: connection,
             logger: self.client.logger
         )
+        // Counted when the insert ran; if the caller's transaction later rolls back, the count overstates.
+        ConveyorMetrics.recordEnqueued(jobs)
+        return enqueued
     }
 }

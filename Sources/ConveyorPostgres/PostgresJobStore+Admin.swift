@@ -20,7 +20,7 @@ extension PostgresJobStore {
             (filter.namespace, .invalidNamespace), (filter.tag, .invalidFilter),
         ] {
             if let value, let violation = NameValidation.checkLabel(value) {
-                throw ConveyorError(code, "invalid filter value: \(violation)")
+                throw ConveyorError(code, "invalid filter value: \(violation.explanation)")
             }
         }
         return try await self.run("listing jobs") {

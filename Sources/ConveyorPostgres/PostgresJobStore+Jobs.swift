@@ -251,10 +251,3 @@ struct UniqueKey: Hashable {
     var namespace: String
     var key: String
 }
-
-extension Duration {
-    var wholeMilliseconds: Int64 {
-        let parts = self.components
-        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
-    }
-}

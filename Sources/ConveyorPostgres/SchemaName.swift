@@ -14,7 +14,10 @@ public struct SchemaName: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``ConveyorError`` with code `INVALID_SCHEMA_NAME`.
     public init(_ name: String) throws {
         if let violation = NameValidation.checkSchema(name) {
-            throw ConveyorError(.invalidSchemaName, "invalid schema name: \(Self.explain(violation))")
+            throw ConveyorError(
+                .invalidSchemaName,
+                "invalid schema name (use lower-case letters, digits and underscores): \(violation.explanation)"
+            )
         }
         self.name = name
         self.quoted = "\"\(name)\""
@@ -24,13 +27,4 @@ public struct SchemaName: Sendable, Hashable, CustomStringConvertible {
 
     /// The NOTIFY channel on which inserts into this schema are announced, with the queue as payload.
     var insertChannel: String { "\(self.name).jobs_available" }
-
-    private static func explain(_ violation: NameValidation.Violation) -> String {
-        switch violation {
-        case .empty: "must not be empty"
-        case .tooLong(let limit): "longer than \(limit) bytes"
-        case .invalidCharacter: "only lower-case letters, digits and underscores are allowed"
-        case .invalidStart: "must start with a lower-case letter or underscore"
-        }
-    }
 }

@@ -31,8 +31,6 @@ final class InFlightJobs: Sendable {
 
         var lease: JobLease { JobLease(id: self.job.id, token: self.job.leaseToken) }
 
-        var stopReason: StopReason? { self.state.withLock { $0.stopReason } }
-
         /// Marks the handler started with its deadline.
         func begin(deadline: ContinuousClock.Instant?) {
             self.state.withLock {
@@ -100,8 +98,6 @@ final class InFlightJobs: Sendable {
     var leases: [JobLease] {
         self.executions.withLock { $0.values.map(\.lease) }
     }
-
-    var isEmpty: Bool { self.executions.withLock { $0.isEmpty } }
 
     /// Running handlers (started, not yet finished) of `queue`.
     func running(queue: String) -> [Execution] {

@@ -78,7 +78,7 @@ final class QueueRunner: Sendable {
                 if limit > 0 {
                     let fetchStart = ContinuousClock.now
                     let jobs = await self.fetch(limit: limit)
-                    let fetchTime = Double((ContinuousClock.now - fetchStart).nanoseconds)
+                    let fetchTime = Double((ContinuousClock.now - fetchStart).wholeNanoseconds)
                     let executions = jobs.map { InFlightJobs.Execution(job: $0) }
                     for execution in executions { self.worker.inFlight.insert(execution) }
                     let newLanes = self.state.withLock { state -> Int in
@@ -142,7 +142,7 @@ final class QueueRunner: Sendable {
             }
             let start = ContinuousClock.now
             await self.worker.execute(execution)
-            let runTime = Double((ContinuousClock.now - start).nanoseconds)
+            let runTime = Double((ContinuousClock.now - start).wholeNanoseconds)
             let wake = self.state.withLock { state -> Bool in
                 state.executing -= 1
                 state.jobNanoseconds = Self.average(state.jobNanoseconds, runTime)
@@ -214,11 +214,5 @@ final class QueueRunner: Sendable {
         for execution in self.worker.inFlight.running(queue: self.queue) {
             execution.stop(.shutdown)
         }
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        self.components.seconds * 1_000_000_000 + self.components.attoseconds / 1_000_000_000
     }
 }

@@ -13,11 +13,6 @@ final class WakeSignal: Sendable {
         self.continuation.yield()
     }
 
-    /// Ends the signal: pending and later waits return `false`.
-    func finish() {
-        self.continuation.finish()
-    }
-
     /// Waits for the next wake-up; `false` when the signal finished or the task was cancelled.
     func wait() async -> Bool {
         var iterator = self.stream.makeAsyncIterator()

@@ -94,7 +94,7 @@ final class WorkerRuntime: Sendable {
             retryOnTimeout: entry?.retryOnTimeout ?? true,
             unitRandom: Double.random(in: 0..<1)
         )
-        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        let nanoseconds = elapsed.wholeNanoseconds
         ConveyorMetrics.attemptFinished(
             queue: job.queue,
             kind: job.kind,

@@ -71,7 +71,8 @@ struct BenchEnvironment: Sendable {
             binds.append("LISTEN \"\(schema).jobs_available\"%")
             let rows = try await self.postgres.query(
                 PostgresQuery(
-                    unsafeSQL: "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1",
+                    unsafeSQL:
+                        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1 AND state = 'idle'",
                     binds: binds
                 )
             )

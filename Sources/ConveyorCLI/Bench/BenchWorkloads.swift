@@ -38,7 +38,7 @@ struct BenchWorkloads: Sendable {
             )
             remaining -= count
         }
-        let enqueueSeconds = (clock.now - start).seconds
+        let enqueueSeconds = (clock.now - start).inSeconds
         let workers = try env.startWorkers(self.processes, schema: schema)
         try await env.waitDrained(schema)
         let memory = workers.map(\.peakResidentBytes).max() ?? 0
@@ -74,7 +74,7 @@ struct BenchWorkloads: Sendable {
                 Measurement(
                     name: "W1 enqueue, one per call",
                     unit: "jobs/s",
-                    value: Double(singles) / (clock.now - singleStart).seconds
+                    value: Double(singles) / (clock.now - singleStart).inSeconds
                 )
             )
         }
@@ -161,7 +161,7 @@ struct BenchWorkloads: Sendable {
         let workers = try env.startWorkers(self.processes, schema: schema)
         defer { workers.forEach { $0.stop() } }
         try await env.waitListening(schema, count: self.processes)
-        let total = Int(Double(rate) * duration.seconds)
+        let total = Int(Double(rate) * duration.inSeconds)
         let enqueuers = 4
         let clock = ContinuousClock()
         let start = clock.now
@@ -186,7 +186,7 @@ struct BenchWorkloads: Sendable {
             group.addTask {
                 // The backlog sampler: runnable jobs once a second.
                 var samples: [(Int64, UInt64, Double)] = []
-                for second in 1...max(1, Int(duration.seconds)) {
+                for second in 1...max(1, Int(duration.inSeconds)) {
                     try await Task.sleep(until: start.advanced(by: .seconds(second)), clock: clock)
                     let backlog = try await env.scalar(
                         """
@@ -226,7 +226,7 @@ struct BenchWorkloads: Sendable {
             Measurement(
                 name: "W5 achieved enqueue rate",
                 unit: "jobs/s",
-                value: Double(jobs.count) / max(duration.seconds, 1e-9)
+                value: Double(jobs.count) / max(duration.inSeconds, 1e-9)
             ),
             Measurement(name: "W5 enqueue → start p50", unit: "ms", value: started.percentile(0.50)),
             Measurement(name: "W5 enqueue → start p99", unit: "ms", value: started.percentile(0.99)),
@@ -286,12 +286,6 @@ struct BenchWorkloads: Sendable {
                 value: max(0, after - before) / (Double(seconds) + 1.5)
             )
         ]
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
     }
 }
 
