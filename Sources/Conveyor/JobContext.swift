@@ -16,6 +16,19 @@ public struct JobContext: Sendable {
     public var tags: [String]
     /// The worker process running the attempt.
     public var workerID: String
+    /// The worker's logger, which ``logger`` decorates.
+    var workerLogger: Logger
+
     /// A logger with `job_id`, `kind`, `queue` and `attempt` metadata.
-    public var logger: Logger
+    ///
+    /// It is built when asked for, so that handlers that never log do not pay for the metadata; keep it in a local
+    /// when logging many times.
+    public var logger: Logger {
+        var logger = self.workerLogger
+        logger[metadataKey: "job_id"] = "\(self.id)"
+        logger[metadataKey: "kind"] = "\(self.kind)"
+        logger[metadataKey: "queue"] = "\(self.queue)"
+        logger[metadataKey: "attempt"] = "\(self.attempt)"
+        return logger
+    }
 }

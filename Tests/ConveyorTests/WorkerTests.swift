@@ -164,6 +164,38 @@ import Testing
         #expect(notRetried.attempts.count == 1)
     }
 
+    @Test("a slot whose handler timed out goes on to run the jobs fetched behind it")
+    func timedOutSlotRunsBufferedJobs() async throws {
+        let db = try TestDatabase.get()
+        let ran = Recorder()
+        var registry = JobRegistry()
+        registry.register(Echo.self, timeout: .milliseconds(200)) { args, _ in
+            if args.value == 0 { try await Task.sleep(for: .seconds(60)) }
+            ran.append(args.value)
+        }
+        // One batch: the same run_at, so the slow job is fetched first and the others wait in the buffer behind it.
+        let jobs = try await db.client.jobs.enqueue(
+            contentsOf: (0..<5).map { Echo(value: $0) },
+            options: .init(maxAttempts: 1)
+        )
+        try await db.withWorker(
+            registry,
+            configure: { $0.queues = ["default": .init(slots: 1, prefetch: 4)] }
+        ) { _ in
+            try await db.waitUntil("every job ended") {
+                try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state IN ('completed', 'discarded')")
+                    == 5
+            }
+        }
+        #expect(ran.all.sorted() == [1, 2, 3, 4])
+        let slow = try #require(try await db.client.jobs.get(jobs[0].id))
+        #expect(slow.deadReason == .maxAttemptsExceeded)
+        #expect(slow.attempts.map(\.errorCode) == [.timeout])
+        for job in jobs.dropFirst() {
+            #expect(try await db.client.jobs.get(job.id)?.state == .completed)
+        }
+    }
+
     @Test("cancelling a waiting job stops it from running; cancelling a running job stops its handler")
     func cancellation() async throws {
         let db = try TestDatabase.get()

@@ -6,17 +6,24 @@ import Synchronization
 /// stop. An entry outlives its handler until the completer has written the result, so the lease stays fresh while
 /// the result waits in the completion buffer.
 final class InFlightJobs: Sendable {
-    enum StopReason: Sendable {
-        case timeout
+    enum StopReason: UInt8, Sendable {
+        case timeout = 1
         case cancelRequested
         case shutdown
         case leaseLost
+
+        var code: UInt8 { self.rawValue }
+
+        init?(code: UInt8) {
+            self.init(rawValue: code)
+        }
     }
 
     final class Execution: Sendable {
         struct State {
-            var task: Task<Void, any Error>?
-            var stopReason: StopReason?
+            /// The lane task running the handler, while it runs. Only used under the lock, and cleared by
+            /// ``markFinished()`` before the lane goes on, so it never outlives the task.
+            var task: RunningTask?
             var started = false
             var finished = false
             var deadline: ContinuousClock.Instant?
@@ -24,6 +31,9 @@ final class InFlightJobs: Sendable {
 
         let job: FetchedJob
         private let state = Mutex(State())
+        /// The first stop reason (0 while none): an atomic, so that a cancellation handler can record one without
+        /// taking the lock that ``stop(_:)`` holds while it cancels.
+        private let stopReason = Atomic<UInt8>(0)
 
         init(job: FetchedJob) {
             self.job = job
@@ -31,31 +41,39 @@ final class InFlightJobs: Sendable {
 
         var lease: JobLease { JobLease(id: self.job.id, token: self.job.leaseToken) }
 
-        /// Marks the handler started with its deadline.
-        func begin(deadline: ContinuousClock.Instant?) {
-            self.state.withLock {
-                $0.started = true
-                $0.deadline = deadline
+        /// Marks the handler started with its deadline, on the task that runs it; cancels that task at once if a
+        /// stop was asked for before the handler started.
+        func begin(deadline: ContinuousClock.Instant?, task: UnsafeCurrentTask?) {
+            self.state.withLock { state in
+                state.started = true
+                state.deadline = deadline
+                state.task = task.map(RunningTask.init)
+                if self.stopReason.load(ordering: .acquiring) != 0 { task?.cancel() }
             }
         }
 
-        /// Attaches the handler's task; cancels it at once if a stop was asked for before it started.
-        func attach(_ task: Task<Void, any Error>) {
-            let cancelNow = self.state.withLock { state -> Bool in
-                state.task = task
-                return state.stopReason != nil
-            }
-            if cancelNow { task.cancel() }
-        }
-
-        /// Asks the handler to stop; the first reason wins. Does nothing once the handler finished.
+        /// Asks the handler to stop by cancelling its task; the first reason wins. Does nothing once the handler
+        /// finished.
         func stop(_ reason: StopReason) {
-            let task = self.state.withLock { state -> Task<Void, any Error>? in
-                guard !state.finished, state.stopReason == nil else { return nil }
-                state.stopReason = reason
-                return state.task
+            self.state.withLock { state in
+                guard !state.finished, self.record(reason) else { return }
+                state.task?.task.cancel()
             }
-            task?.cancel()
+        }
+
+        /// Records that the handler's task was cancelled from outside (the worker is shutting down), unless a
+        /// reason was recorded already. Takes no lock: it runs inside `Task.cancel()`.
+        func cancelledFromOutside() {
+            _ = self.record(.shutdown)
+        }
+
+        private func record(_ reason: StopReason) -> Bool {
+            self.stopReason.compareExchange(
+                expected: 0,
+                desired: reason.code,
+                successOrdering: .acquiringAndReleasing,
+                failureOrdering: .acquiring
+            ).exchanged
         }
 
         /// Marks the handler finished; returns the stop reason that applied, if any.
@@ -63,8 +81,8 @@ final class InFlightJobs: Sendable {
             self.state.withLock { state in
                 state.finished = true
                 state.task = nil
-                return state.stopReason
             }
+            return StopReason(code: self.stopReason.load(ordering: .acquiring))
         }
 
         /// Started and not finished.
@@ -77,6 +95,13 @@ final class InFlightJobs: Sendable {
                 return deadline <= now
             }
         }
+    }
+
+    /// The task running a handler. `UnsafeCurrentTask` is not `Sendable` because it must not outlive its task;
+    /// an ``Execution`` keeps it only while the handler runs and uses it only under its lock, which the task takes
+    /// to clear it before the handler's lane goes on.
+    struct RunningTask: @unchecked Sendable {
+        let task: UnsafeCurrentTask
     }
 
     private let executions = Mutex<[JobID: Execution]>([:])

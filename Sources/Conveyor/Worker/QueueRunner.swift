@@ -8,10 +8,11 @@ import Synchronization
 /// capacity (`slots` plus a prefetch allowance, minus the jobs running or buffered) in one statement. The
 /// allowance adapts: it is about twice what the slots finish during one fetch round trip, so short jobs are
 /// fetched in large batches while long jobs are not hoarded away from other workers; it never exceeds the
-/// configured maximum. It fetches at once when a
-/// slot would otherwise idle, and otherwise waits until at least half the capacity is free, so that the fetch
-/// round trip overlaps the work and each fetch carries a batch. Buffered jobs are leased (and heartbeated) but not
-/// started; lanes, one per busy slot, take them one after another without further round trips.
+/// configured maximum. It fetches at once when a slot would otherwise idle, and otherwise waits until at least half
+/// the capacity is free, so that the fetch round trip overlaps the work and each fetch carries a batch. Buffered jobs are leased (and heartbeated) but not
+/// started; lanes, one per busy slot, take them one after another without further round trips, and run each handler
+/// on their own task (no task per job). Stopping a handler cancels its lane, which then ends; the fetch loop starts
+/// a new lane for the jobs still buffered.
 ///
 /// On shutdown it stops fetching, releases buffered jobs that never started, waits up to the grace period for
 /// running handlers, then cancels the rest; their jobs are released back to `available` as well.
@@ -81,17 +82,20 @@ final class QueueRunner: Sendable {
                     let fetchTime = Double((ContinuousClock.now - fetchStart).wholeNanoseconds)
                     let executions = jobs.map { InFlightJobs.Execution(job: $0) }
                     for execution in executions { self.worker.inFlight.insert(execution) }
-                    let newLanes = self.state.withLock { state -> Int in
+                    self.state.withLock { state in
                         state.fetchNanoseconds = Self.average(state.fetchNanoseconds, fetchTime)
                         state.buffer.append(contentsOf: executions)
                         state.mayHaveMore = jobs.count == limit
-                        let lanes = min(self.slots - state.lanes, state.buffered)
-                        state.lanes += lanes
-                        return lanes
                     }
-                    for _ in 0..<newLanes {
-                        group.addTask { await self.lane() }
-                    }
+                }
+                // A lane per busy slot; also replaces lanes that ended because their handler was stopped.
+                let newLanes = self.state.withLock { state -> Int in
+                    let lanes = min(self.slots - state.lanes, state.buffered)
+                    state.lanes += lanes
+                    return lanes
+                }
+                for _ in 0..<newLanes {
+                    group.addTask { await self.lane() }
                 }
                 guard await self.signal.wait() else { break }
             }
@@ -143,12 +147,17 @@ final class QueueRunner: Sendable {
             let start = ContinuousClock.now
             await self.worker.execute(execution)
             let runTime = Double((ContinuousClock.now - start).wholeNanoseconds)
+            // A stopped handler cancelled this lane's task, for good: the lane ends, and the fetch loop starts a
+            // new one if jobs are waiting.
+            let cancelled = Task.isCancelled
             let wake = self.state.withLock { state -> Bool in
                 state.executing -= 1
                 state.jobNanoseconds = Self.average(state.jobNanoseconds, runTime)
-                return (state.mayHaveMore && self.fetchLimit(state) > 0) || state.shuttingDown
+                if cancelled { state.lanes -= 1 }
+                return cancelled || (state.mayHaveMore && self.fetchLimit(state) > 0) || state.shuttingDown
             }
             if wake { self.signal.wake() }
+            if cancelled { return }
         }
     }
 

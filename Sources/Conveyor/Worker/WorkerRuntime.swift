@@ -40,13 +40,11 @@ final class WorkerRuntime: Sendable {
             return
         }
         let timeout = entry.timeout ?? job.timeoutMilliseconds.map { Duration.milliseconds($0) }
-        execution.begin(deadline: timeout.map { start.advanced(by: $0) })
-
-        var logger = self.logger
-        logger[metadataKey: "job_id"] = "\(job.id)"
-        logger[metadataKey: "kind"] = "\(job.kind)"
-        logger[metadataKey: "queue"] = "\(job.queue)"
-        logger[metadataKey: "attempt"] = "\(job.attempt)"
+        // The handler runs on the calling lane's task, without a task of its own: stopping it cancels the lane,
+        // which then runs no further job (see ``QueueRunner``).
+        withUnsafeCurrentTask { task in
+            execution.begin(deadline: timeout.map { start.advanced(by: $0) }, task: task)
+        }
         let context = JobContext(
             id: job.id,
             kind: job.kind,
@@ -56,26 +54,22 @@ final class WorkerRuntime: Sendable {
             maxAttempts: job.maxAttempts,
             tags: job.tags,
             workerID: self.workerID,
-            logger: logger
+            workerLogger: self.logger
         )
-        let arguments = job.argumentsJSON
-        let run = entry.run
-        let task = Task { try await run(arguments, context) }
-        execution.attach(task)
         var thrown: (any Error)?
         do {
             try await withTaskCancellationHandler {
-                try await task.value
+                try await entry.run(job.argumentsJSON, context)
             } onCancel: {
-                execution.stop(.shutdown)
+                execution.cancelledFromOutside()
             }
         } catch {
             thrown = error
         }
         let stopReason = execution.markFinished()
         let result = Self.classify(thrown: thrown, stopReason: stopReason)
-        if case .failed(let message) = result {
-            logger.debug("attempt failed", metadata: ["error": "\(message)"])
+        if case .failed(let message) = result, self.logger.logLevel <= .debug {
+            context.logger.debug("attempt failed", metadata: ["error": "\(message)"])
         }
         self.finish(job, result: result, entry: entry, elapsed: clock.now - start)
     }
@@ -92,7 +86,7 @@ final class WorkerRuntime: Sendable {
             maxAttempts: job.maxAttempts,
             retryPolicy: entry?.retryPolicy ?? .default,
             retryOnTimeout: entry?.retryOnTimeout ?? true,
-            unitRandom: Double.random(in: 0..<1)
+            unitRandom: result == .succeeded ? 0 : Double.random(in: 0..<1)
         )
         let nanoseconds = elapsed.wholeNanoseconds
         ConveyorMetrics.attemptFinished(

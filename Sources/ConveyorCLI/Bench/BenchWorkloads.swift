@@ -39,8 +39,12 @@ struct BenchWorkloads: Sendable {
             remaining -= count
         }
         let enqueueSeconds = (clock.now - start).inSeconds
+        let cpuBefore = (postgres: ProcessCPU.postgresSeconds(), bench: ProcessCPU.seconds(pid: getpid()))
         let workers = try env.startWorkers(self.processes, schema: schema)
         try await env.waitDrained(schema)
+        let workerCPU = workers.map { ProcessCPU.seconds(pid: $0.process.processIdentifier) }.reduce(0, +)
+        let postgresCPU = ProcessCPU.postgresSeconds() - cpuBefore.postgres
+        let benchCPU = ProcessCPU.seconds(pid: getpid()) - cpuBefore.bench
         let memory = workers.map(\.peakResidentBytes).max() ?? 0
         workers.forEach { $0.stop() }
         let span = try await env.scalar(
@@ -62,6 +66,13 @@ struct BenchWorkloads: Sendable {
                 value: Double(self.jobs) / enqueueSeconds
             ),
             Measurement(name: "\(prefix) worker peak RSS", unit: "MB", value: Double(memory) / 1_048_576),
+            Measurement(name: "\(prefix) worker CPU per job", unit: "µs", value: workerCPU * 1e6 / Double(self.jobs)),
+            Measurement(
+                name: "\(prefix) PostgreSQL CPU per job",
+                unit: "µs",
+                value: postgresCPU * 1e6 / Double(self.jobs)
+            ),
+            Measurement(name: "\(prefix) bench CPU per job", unit: "µs", value: benchCPU * 1e6 / Double(self.jobs)),
         ]
         if prefill == 0 {
             // One job per call and per transaction, from one task: what an app's request handler does.
