@@ -105,6 +105,26 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
     /// Run time in microseconds as the worker measured it, or the lease's wall time for a reaped attempt.
     public var durationMicroseconds: Int64
 
+    public init(
+        attempt: Int,
+        worker: String,
+        startedAt: Date,
+        finishedAt: Date,
+        outcome: AttemptOutcome,
+        errorCode: AttemptErrorCode? = nil,
+        error: String? = nil,
+        durationMicroseconds: Int64
+    ) {
+        self.attempt = attempt
+        self.worker = worker
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.outcome = outcome
+        self.errorCode = errorCode
+        self.error = error
+        self.durationMicroseconds = durationMicroseconds
+    }
+
     enum CodingKeys: String, CodingKey {
         case attempt
         case worker

@@ -211,7 +211,12 @@ extension PostgresJobStore {
     }
 }
 
-/// Decodes the `attempts` JSONB history, whose times are UTC ISO 8601 strings with microseconds.
+/// Decodes the `attempts` JSONB history.
+///
+/// Since migration 3 each attempt is stored as a positional array, `[attempt, worker, started_at, finished_at,
+/// outcome, error_code, error, duration_us]`, with times as UTC timestamps without a zone
+/// (`YYYY-MM-DDTHH:MM:SS[.ffffff]`): building it costs the completion a third of what an object did. Attempts
+/// written before are objects with those keys and `…Z` times; both decode.
 enum AttemptHistory {
     static func decode(_ json: String) throws -> [AttemptRecord] {
         let decoder = JSONDecoder()
@@ -224,13 +229,45 @@ enum AttemptHistory {
             }
             return date
         }
-        return try decoder.decode([AttemptRecord].self, from: Data(json.utf8))
+        return try decoder.decode([StoredAttempt].self, from: Data(json.utf8)).map(\.record)
     }
 
-    /// Parses `YYYY-MM-DDTHH:MM:SS.ffffffZ` exactly as the completion statement writes it.
+    /// One stored attempt, in either layout.
+    struct StoredAttempt: Decodable {
+        var record: AttemptRecord
+
+        init(from decoder: any Decoder) throws {
+            guard var fields = try? decoder.unkeyedContainer() else {
+                self.record = try AttemptRecord(from: decoder)
+                return
+            }
+            let attempt = try fields.decode(Int.self)
+            let worker = try fields.decodeIfPresent(String.self) ?? ""
+            let startedAt = try fields.decode(Date.self)
+            let finishedAt = try fields.decode(Date.self)
+            let outcome = try fields.decode(AttemptOutcome.self)
+            let errorCode = try fields.decodeIfPresent(AttemptErrorCode.self)
+            let error = try fields.decodeIfPresent(String.self)
+            let duration = try fields.decode(Int64.self)
+            self.record = AttemptRecord(
+                attempt: attempt,
+                worker: worker,
+                startedAt: startedAt,
+                finishedAt: finishedAt,
+                outcome: outcome,
+                errorCode: errorCode,
+                error: error,
+                durationMicroseconds: duration
+            )
+        }
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS`, optionally with one to six fractional digits and a final `Z`, as UTC: the
+    /// forms the completion statements write.
     static func parse(_ text: String) -> Date? {
-        let bytes = Array(text.utf8)
-        guard bytes.count == 27, bytes[26] == UInt8(ascii: "Z") else { return nil }
+        var bytes = Array(text.utf8)
+        if bytes.last == UInt8(ascii: "Z") { bytes.removeLast() }
+        guard bytes.count >= 19, bytes.count != 20, bytes.count <= 26 else { return nil }
         func number(_ range: Range<Int>) -> Int? {
             var value = 0
             for index in range {
@@ -240,12 +277,18 @@ enum AttemptHistory {
             }
             return value
         }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-            let micros = number(20..<26)
+        guard bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+            bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
         else { return nil }
+        var micros = 0
+        if bytes.count > 19 {
+            guard bytes[19] == UInt8(ascii: "."), let fraction = number(20..<bytes.count) else { return nil }
+            micros = fraction
+            for _ in bytes.count..<26 { micros *= 10 }
+        }
         var components = DateComponents()
-        components.timeZone = TimeZone(identifier: "UTC")
         components.year = year
         components.month = month
         components.day = day

@@ -54,6 +54,38 @@ import Testing
         }
     }
 
+    @Test("attempt records written as objects before migration 3 read back beside the arrays written since", .database)
+    func attemptHistoryInBothLayouts() async throws {
+        let db = try TestDatabase.get()
+        let history = """
+            [{"attempt": 1, "worker": "w-old", "started_at": "2026-11-22T10:00:00.123456Z",
+              "finished_at": "2026-11-22T10:00:01.000000Z", "outcome": "failed", "error_code": "HANDLER_ERROR",
+              "error": "boom", "duration_us": 876544},
+             [2, "w-new", "2026-11-22T10:00:05", "2026-11-22T10:00:05.25", "completed", null, null, 250000]]
+            """
+        var binds = PostgresBindings()
+        binds.append(history)
+        let id = try await db.scalar(
+            """
+            INSERT INTO {schema}.jobs (kind, state, attempt, attempts, finished_at)
+            VALUES ('test.history', 'completed', 2, $1::jsonb, now()) RETURNING id
+            """,
+            binds
+        )
+        let job = try #require(try await db.client.jobs.get(JobID(Int64(id))))
+        try #require(job.attempts.count == 2)
+        let (old, new) = (job.attempts[0], job.attempts[1])
+        // 2026-11-22T10:00:00Z is 1,795,341,600 s after the epoch.
+        #expect(abs(old.startedAt.timeIntervalSince1970 - 1_795_341_600.123456) < 1e-6)
+        #expect(abs(old.finishedAt.timeIntervalSince1970 - 1_795_341_601) < 1e-6)
+        #expect(old.attempt == 1 && old.worker == "w-old" && old.outcome == .failed)
+        #expect(old.errorCode == .handlerError && old.error == "boom" && old.durationMicroseconds == 876_544)
+        #expect(abs(new.startedAt.timeIntervalSince1970 - 1_795_341_605) < 1e-6)
+        #expect(abs(new.finishedAt.timeIntervalSince1970 - 1_795_341_605.25) < 1e-6)
+        #expect(new.attempt == 2 && new.worker == "w-new" && new.outcome == .completed)
+        #expect(new.errorCode == nil && new.error == nil && new.durationMicroseconds == 250_000)
+    }
+
     @Test("the printed script creates the same schema when run by another tool")
     func printedScriptApplies() async throws {
         let url = try await TestServer.shared.url()

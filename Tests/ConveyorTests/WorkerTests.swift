@@ -28,6 +28,11 @@ import Testing
         #expect(job.attempts.first?.outcome == .completed)
         #expect(job.attempts.first?.attempt == 1)
         #expect(job.attempts.first.map { $0.finishedAt >= $0.startedAt } == true)
+        // Stored as migration 3 writes attempt records: a positional array.
+        let layout = try await db.scalar(
+            "SELECT count(*) FROM {schema}.jobs WHERE jsonb_typeof(attempts -> 0) = 'array'"
+        )
+        #expect(layout == 200)
     }
 
     @Test("a throwing job retries with backoff and then completes")

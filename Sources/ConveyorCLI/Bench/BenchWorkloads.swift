@@ -28,6 +28,7 @@ struct BenchWorkloads: Sendable {
         }
         let clock = ContinuousClock()
         let batchSize = 1000
+        let enqueueCPU = (postgres: ProcessCPU.postgresSeconds(), bench: ProcessCPU.seconds(pid: getpid()))
         let start = clock.now
         var remaining = self.jobs
         while remaining > 0 {
@@ -39,6 +40,8 @@ struct BenchWorkloads: Sendable {
             remaining -= count
         }
         let enqueueSeconds = (clock.now - start).inSeconds
+        let enqueuePostgresCPU = ProcessCPU.postgresSeconds() - enqueueCPU.postgres
+        let enqueueBenchCPU = ProcessCPU.seconds(pid: getpid()) - enqueueCPU.bench
         let cpuBefore = (postgres: ProcessCPU.postgresSeconds(), bench: ProcessCPU.seconds(pid: getpid()))
         let workers = try env.startWorkers(self.processes, schema: schema)
         try await env.waitDrained(schema)
@@ -64,6 +67,16 @@ struct BenchWorkloads: Sendable {
                 name: "\(prefix) enqueue, batches of \(batchSize)",
                 unit: "jobs/s",
                 value: Double(self.jobs) / enqueueSeconds
+            ),
+            Measurement(
+                name: "\(prefix) enqueue client CPU per job",
+                unit: "µs",
+                value: enqueueBenchCPU * 1e6 / Double(self.jobs)
+            ),
+            Measurement(
+                name: "\(prefix) enqueue PostgreSQL CPU per job",
+                unit: "µs",
+                value: enqueuePostgresCPU * 1e6 / Double(self.jobs)
             ),
             Measurement(name: "\(prefix) worker peak RSS", unit: "MB", value: Double(memory) / 1_048_576),
             Measurement(name: "\(prefix) worker CPU per job", unit: "µs", value: workerCPU * 1e6 / Double(self.jobs)),
