@@ -126,9 +126,23 @@ enum JSONValidation {
 
     static func checkNoNUL(_ text: String) throws {
         // PostgreSQL's jsonb rejects the NUL character (\u0000) in strings; refuse it here with a clear code.
-        if text.contains("\\u0000") {
+        if Self.containsEscapedNUL(text) {
             throw ConveyorError(.malformedArguments, "arguments must not contain the NUL character (\\u0000)")
         }
+    }
+
+    /// Whether valid JSON text escapes a NUL character (`\u0000`). Backslashes occur only in escapes in valid
+    /// JSON, so each one starts an escape; an escaped backslash followed by `u0000` is not a NUL.
+    static func containsEscapedNUL(_ text: String) -> Bool {
+        var bytes = text.utf8.makeIterator()
+        while let byte = bytes.next() {
+            guard byte == UInt8(ascii: "\\") else { continue }
+            guard bytes.next() == UInt8(ascii: "u") else { continue }
+            var zeros = 0
+            while zeros < 4, bytes.next() == UInt8(ascii: "0") { zeros += 1 }
+            if zeros == 4 { return true }
+        }
+        return false
     }
 
     static func checkObject(_ text: String) throws {

@@ -29,10 +29,23 @@ public enum NameValidation {
     public static func checkLabel(_ name: String, limit: Int = 128) -> Violation? {
         if name.isEmpty { return .empty }
         if name.utf8.count > limit { return .tooLong(limit: limit) }
+        // The common case, checked byte by byte: every byte is an allowed ASCII character.
+        if name.utf8.allSatisfy(Self.isLabelByte) { return nil }
         for character in name where !Self.isLabelCharacter(character) {
             return .invalidCharacter(character)
         }
         return nil
+    }
+
+    static func isLabelByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: ":"):
+            true
+        default:
+            false
+        }
     }
 
     /// PostgreSQL schema names: a lower-case letter or underscore, then up to 62 lower-case letters, digits or

@@ -7,10 +7,27 @@ import PostgresNIO
 extension PostgresJobStore {
     // MARK: Insert
 
+    /// Rows per insert statement. A larger batch goes in as several statements in one transaction, and each
+    /// statement's binds are encoded while the server inserts the rows before, so client and server work at once.
+    static let insertChunkSize = 250
+
     public func insert(_ jobs: [NewJob], notify: Bool, logger: Logger) async throws -> [EnqueuedJob] {
-        try await self.run("enqueuing \(jobs.count) job(s)") {
+        guard !jobs.isEmpty else { return [] }
+        return try await self.run("enqueuing \(jobs.count) job(s)") {
             try await self.client.withConnection { connection in
-                try await self.insert(jobs, notify: notify, on: connection, logger: logger)
+                guard jobs.count > Self.insertChunkSize else {
+                    return try await self.insertChunks(jobs, notify: notify, on: connection, logger: logger)
+                }
+                // Several statements: one transaction keeps the batch all or nothing.
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    let enqueued = try await self.insertChunks(jobs, notify: notify, on: connection, logger: logger)
+                    try await connection.query("COMMIT", logger: logger)
+                    return enqueued
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
             }
         }
     }
@@ -25,74 +42,110 @@ extension PostgresJobStore {
     ) async throws -> [EnqueuedJob] {
         guard !jobs.isEmpty else { return [] }
         return try await self.run("enqueuing \(jobs.count) job(s)") {
-            var binds = PostgresBindings(capacity: 14)
-            binds.append(jobs.map(\.kind))
-            binds.append(jobs.map(\.queue))
-            binds.append(jobs.map(\.namespace))
-            binds.append(jobs.map(\.argumentsJSON))
-            binds.append(jobs.map(\.priority))
-            binds.append(
-                jobs.map { job in job.runAt.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) } ?? -1 }
-            )
-            binds.append(jobs.map(\.delayMilliseconds))
-            binds.append(jobs.map(\.maxAttempts))
-            binds.append(jobs.map { $0.timeoutMilliseconds ?? -1 })
-            binds.append(jobs.map { $0.tags.joined(separator: ",") })
-            binds.append(jobs.map { $0.uniqueKey ?? "" })
-            binds.append(jobs.map { $0.replayOf?.rawValue ?? 0 })
-            binds.append(self.schema.insertChannel)
-            binds.append(notify)
-            let rows = try await connection.query(
-                PostgresQuery(unsafeSQL: self.statements.insert, binds: binds),
+            try await self.insertChunks(jobs, notify: notify, on: connection, logger: logger)
+        }
+    }
+
+    /// Inserts `jobs` a chunk per statement, encoding the next chunk while the current one runs.
+    private func insertChunks(
+        _ jobs: [NewJob],
+        notify: Bool,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [EnqueuedJob] {
+        let chunks = stride(from: 0, to: jobs.count, by: Self.insertChunkSize).map {
+            jobs[$0..<min($0 + Self.insertChunkSize, jobs.count)]
+        }
+        var enqueued: [EnqueuedJob] = []
+        enqueued.reserveCapacity(jobs.count)
+        var next = self.insertQuery(chunks[0], notify: notify)
+        for index in chunks.indices {
+            let query = next
+            async let inserted = self.insertChunk(chunks[index], query: query, on: connection, logger: logger)
+            if index + 1 < chunks.count {
+                next = self.insertQuery(chunks[index + 1], notify: notify)
+            }
+            enqueued += try await inserted
+        }
+        return enqueued
+    }
+
+    private func insertQuery(_ jobs: ArraySlice<NewJob>, notify: Bool) -> PostgresQuery {
+        var binds = PostgresBindings(capacity: 14)
+        binds.append(jobs.map(\.kind))
+        binds.append(jobs.map(\.queue))
+        binds.append(jobs.map(\.namespace))
+        binds.append(jobs.map(\.argumentsJSON))
+        binds.append(jobs.map(\.priority))
+        binds.append(
+            jobs.map { job in job.runAt.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) } ?? -1 }
+        )
+        binds.append(jobs.map(\.delayMilliseconds))
+        binds.append(jobs.map(\.maxAttempts))
+        binds.append(jobs.map { $0.timeoutMilliseconds ?? -1 })
+        binds.append(jobs.map { $0.tags.joined(separator: ",") })
+        binds.append(jobs.map { $0.uniqueKey ?? "" })
+        binds.append(jobs.map { $0.replayOf?.rawValue ?? 0 })
+        binds.append(self.schema.insertChannel)
+        binds.append(notify)
+        return PostgresQuery(unsafeSQL: self.statements.insert, binds: binds)
+    }
+
+    /// Runs one chunk's insert and maps its result back to the chunk's jobs, in order.
+    private func insertChunk(
+        _ jobs: ArraySlice<NewJob>,
+        query: PostgresQuery,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [EnqueuedJob] {
+        let rows = try await connection.query(query, logger: logger)
+        var plainIDs: [Int64] = []
+        var byKey: [UniqueKey: JobID] = [:]
+        let result = rows.decode(([Int64]?, [Int64]?, [String]?, [String]?, Int64?).self)
+        for try await (plain, keyedIDs, keyedNamespaces, keyedKeys, _) in result {
+            plainIDs = plain ?? []
+            for (index, id) in (keyedIDs ?? []).enumerated() {
+                guard let namespace = keyedNamespaces?[index], let key = keyedKeys?[index] else { continue }
+                byKey[UniqueKey(namespace: namespace, key: key)] = JobID(id)
+            }
+        }
+        // Keys that were not inserted belong to existing jobs (or to an earlier row of this batch).
+        let insertedKeys = Set(byKey.keys)
+        let missing = jobs.compactMap { job -> UniqueKey? in
+            guard let key = job.uniqueKey else { return nil }
+            let unique = UniqueKey(namespace: job.namespace, key: key)
+            return byKey[unique] == nil ? unique : nil
+        }
+        if !missing.isEmpty {
+            var lookup = PostgresBindings()
+            lookup.append(missing.map(\.namespace))
+            lookup.append(missing.map(\.key))
+            let existing = try await connection.query(
+                PostgresQuery(unsafeSQL: self.statements.existingUniqueKeys, binds: lookup),
                 logger: logger
             )
-            var insertedWithoutKey: [JobID] = []
-            var byKey: [UniqueKey: JobID] = [:]
-            for try await (id, namespace, uniqueKey, _) in rows.decode((Int64, String, String, Int64?).self) {
-                if uniqueKey.isEmpty {
-                    insertedWithoutKey.append(JobID(id))
-                } else {
-                    byKey[UniqueKey(namespace: namespace, key: uniqueKey)] = JobID(id)
+            for try await (id, namespace, key) in existing.decode((Int64, String, String).self) {
+                byKey[UniqueKey(namespace: namespace, key: key)] = JobID(id)
+            }
+        }
+        var withoutKey = plainIDs.makeIterator()
+        var claimed = Set<UniqueKey>()
+        return try jobs.map { job in
+            guard let key = job.uniqueKey else {
+                guard let id = withoutKey.next() else {
+                    throw ConveyorError(.databaseError, "insert returned fewer rows than it was given")
                 }
+                return EnqueuedJob(id: JobID(id), isDuplicate: false)
             }
-            // Keys that were not inserted belong to existing jobs (or to an earlier row of this batch).
-            let insertedKeys = Set(byKey.keys)
-            let missing = jobs.compactMap { job -> UniqueKey? in
-                guard let key = job.uniqueKey else { return nil }
-                let unique = UniqueKey(namespace: job.namespace, key: key)
-                return byKey[unique] == nil ? unique : nil
-            }
-            if !missing.isEmpty {
-                var lookup = PostgresBindings()
-                lookup.append(missing.map(\.namespace))
-                lookup.append(missing.map(\.key))
-                let existing = try await connection.query(
-                    PostgresQuery(unsafeSQL: self.statements.existingUniqueKeys, binds: lookup),
-                    logger: logger
+            let unique = UniqueKey(namespace: job.namespace, key: key)
+            guard let id = byKey[unique] else {
+                throw ConveyorError(
+                    .duplicateJob,
+                    "a job with this unique key was cancelled or dead-lettered while the insert ran; retry"
                 )
-                for try await (id, namespace, key) in existing.decode((Int64, String, String).self) {
-                    byKey[UniqueKey(namespace: namespace, key: key)] = JobID(id)
-                }
             }
-            var withoutKey = insertedWithoutKey.makeIterator()
-            var claimed = Set<UniqueKey>()
-            return try jobs.map { job in
-                guard let key = job.uniqueKey else {
-                    guard let id = withoutKey.next() else {
-                        throw ConveyorError(.databaseError, "insert returned fewer rows than it was given")
-                    }
-                    return EnqueuedJob(id: id, isDuplicate: false)
-                }
-                let unique = UniqueKey(namespace: job.namespace, key: key)
-                guard let id = byKey[unique] else {
-                    throw ConveyorError(
-                        .duplicateJob,
-                        "a job with this unique key was cancelled or dead-lettered while the insert ran; retry"
-                    )
-                }
-                let isFirst = insertedKeys.contains(unique) && claimed.insert(unique).inserted
-                return EnqueuedJob(id: id, isDuplicate: !isFirst)
-            }
+            let isFirst = insertedKeys.contains(unique) && claimed.insert(unique).inserted
+            return EnqueuedJob(id: id, isDuplicate: !isFirst)
         }
     }
 

@@ -31,10 +31,10 @@ struct Statements: Sendable {
 
         self.migrationLock = "SELECT pg_advisory_xact_lock(hashtext('conveyor.migrate.' || $1))"
 
-        // Batch insert through a PL/pgSQL function (migration 2), whose plan each session keeps.
+        // Batch insert through a PL/pgSQL function (migration 3), whose plan each session keeps.
         self.insert = """
-            SELECT * FROM \(s).enqueue_jobs($1, $2, $3, $4, $5::integer[], $6, $7, $8::integer[], $9, $10, $11, $12,
-                                            $13, $14)
+            SELECT * FROM \(s).enqueue_batch($1, $2, $3, $4, $5::integer[], $6, $7, $8::integer[], $9, $10, $11,
+                                             $12, $13, $14)
             """
 
         self.existingUniqueKeys = """

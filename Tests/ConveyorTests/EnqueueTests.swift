@@ -36,7 +36,7 @@ import Testing
         #expect(abs(job.runAt.timeIntervalSinceNow - 600) < 60)
     }
 
-    @Test("a batch is inserted in one statement and keeps the input order")
+    @Test("a batch keeps the input order, across the statements a large batch is split into")
     func batchKeepsOrder() async throws {
         let db = try TestDatabase.get()
         let jobs = try await db.client.jobs.enqueue(contentsOf: (0..<500).map { Echo(value: $0) })
@@ -46,6 +46,47 @@ import Testing
             let job = try #require(try await db.client.jobs.get(jobs[index].id))
             #expect(try job.decodeArguments(as: Echo.self).value == index)
         }
+    }
+
+    @Test("a large batch is all or nothing, and a unique key repeated in a later statement is a duplicate")
+    func largeBatchIsAtomic() async throws {
+        let db = try TestDatabase.get()
+        let existing = try await db.client.jobs.enqueue(Echo(value: -1), options: .init(uniqueKey: "taken"))
+        // 600 jobs go in as three statements of 250, 250 and 100 rows in one transaction.
+        var requests = (0..<600).map { JobRequest(Echo(value: $0)) }
+        requests[10] = JobRequest(Echo(value: 10), options: .init(uniqueKey: "repeated"))
+        requests[400] = JobRequest(Echo(value: 400), options: .init(uniqueKey: "repeated"))
+        requests[550] = JobRequest(Echo(value: 550), options: .init(uniqueKey: "taken"))
+        let batch = try await db.client.jobs.enqueue(requests)
+        #expect(!batch[10].isDuplicate)
+        #expect(batch[400].id == batch[10].id && batch[400].isDuplicate)
+        #expect(batch[550].id == existing.id && batch[550].isDuplicate)
+        let keyless = batch.indices.filter { ![10, 400, 550].contains($0) }.map { batch[$0].id }
+        #expect(keyless == keyless.sorted() && Set(keyless).count == 597)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1 + 598)
+
+        // A row that fails in the last statement rolls back the statements before it.
+        try await db.execute(
+            """
+            CREATE FUNCTION {schema}.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.args ->> 'value' = '999' THEN RAISE EXCEPTION 'poison'; END IF;
+                RETURN NEW;
+            END $$
+            """
+        )
+        try await db.execute(
+            """
+            CREATE TRIGGER refuse_poison BEFORE INSERT ON {schema}.jobs
+            FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_poison()
+            """
+        )
+        let poisoned = (0..<600).map { Echo(value: $0 == 590 ? 999 : 1000 + $0) }
+        let error = await #expect(throws: ConveyorError.self) {
+            try await db.client.jobs.enqueue(contentsOf: poisoned)
+        }
+        #expect(error?.code == .databaseError)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1 + 598)
     }
 
     @Test("a job enqueued in a transaction exists if and only if the transaction commits")
@@ -147,6 +188,10 @@ import Testing
                 { try await db.client.jobs.enqueue(kind: "k", argumentsJSON: "{\"a\": \"\\u0000\"}") }
             ),
             (
+                .malformedArguments,
+                { try await db.client.jobs.enqueue(kind: "k", argumentsJSON: #"{"a": "x\\\u0000"}"#) }
+            ),
+            (
                 .argumentsTooLarge,
                 {
                     let big = "{\"a\": \"" + String(repeating: "x", count: 2 << 20) + "\"}"
@@ -177,6 +222,9 @@ import Testing
         }
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1)
         #expect(try await db.client.jobs.get(existing.id)?.state == .available)
+        // An escaped backslash followed by "u0000" is text, not a NUL character: it is stored as it is.
+        let literal = try await db.client.jobs.enqueue(kind: "k", argumentsJSON: #"{"a": "\\u0000"}"#)
+        #expect(try await db.client.jobs.get(literal.id)?.argumentsJSON == #"{"a": "\\u0000"}"#)
     }
 
     @Test("hostile strings in filters are values, not SQL, and invalid filters get a code")

@@ -94,6 +94,20 @@ struct BenchWorkloads: Sendable {
             for _ in 0..<singles {
                 try await client.jobs.enqueue(BenchJobs.Noop(), options: .init(queue: "bench-single"))
             }
+            // The whole batch in one call: the client splits it into statements of 250 rows in one transaction
+            // and encodes each while the server inserts the one before.
+            let bulkStart = clock.now
+            try await client.jobs.enqueue(
+                contentsOf: Array(repeating: BenchJobs.Noop(), count: self.jobs),
+                options: .init(queue: "bench-bulk")
+            )
+            figures.append(
+                Measurement(
+                    name: "W1 enqueue, one call of \(self.jobs)",
+                    unit: "jobs/s",
+                    value: Double(self.jobs) / (clock.now - bulkStart).inSeconds
+                )
+            )
             figures.append(
                 Measurement(
                     name: "W1 enqueue, one per call",
