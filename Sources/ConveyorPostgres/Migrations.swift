@@ -172,24 +172,20 @@ enum Migrations {
         ),
         Migration(
             version: 3,
-            name: "batch insert in one result row, generic fetch plan, compact attempt records",
+            name: "batch insert in one result row, index-only hot-path plans, compact attempt records",
             statements: [
-                // The fetch planned once per session instead of on every call.
+                // The fetch and the completion planned once per session, and through indexes only.
                 Self.fetchJobs(
                     create: "CREATE OR REPLACE FUNCTION",
-                    language: """
-                        LANGUAGE plpgsql
-                        SET plan_cache_mode = force_generic_plan SET enable_hashjoin = off SET enable_mergejoin = off
-                        AS $$
-                        """,
+                    language: Self.indexOnlyPlan,
                     comment: """
                             -- SKIP LOCKED lets many workers fetch at once without waiting on each other's rows; the
                             -- partial index holds only runnable rows, in (queue, priority, run_at, id) order, so the
                             -- LIMIT stops the scan early. The paused check is a one-time filter, not a per-row lookup.
-                            -- The plan is generic, made once per session (and again after ANALYZE). PostgreSQL chose a
-                            -- custom plan for every call instead, planning each fetch anew, because its generic plan took
-                            -- LIMIT p_limit for 10 % of the table and joined the picked ids by hashing all of it; with
-                            -- hash and merge joins off, the generic plan looks the picked ids up by primary key.
+                            -- The plan is generic, made once per session, and walks indexes only (see indexOnlyPlan).
+                            -- PostgreSQL had chosen a custom plan for every call instead, planning each fetch anew,
+                            -- because its generic plan took LIMIT p_limit for 10 % of the table and joined the picked
+                            -- ids by hashing all of it.
                         """
                 ),
                 // The batch insert, beside enqueue_jobs (kept for clients of migration 2): one result row of
@@ -201,10 +197,13 @@ enum Migrations {
                 // expression cost (measured: about 10 µs per completed job, down to 3 µs).
                 Self.completeJobs(
                     create: "CREATE OR REPLACE FUNCTION",
+                    language: Self.indexOnlyPlan,
                     recordComment: """
                             -- The attempt record is appended in the same row update, so history and state never disagree.
                             -- It is [attempt, worker, started_at, finished_at, outcome, error_code, error, duration_us], times in UTC
                             -- without a zone (see AttemptHistory in PostgresJobStore+Admin.swift).
+                            -- The plan is generic and walks the primary key (see indexOnlyPlan): a generic plan made
+                            -- while the table was small hashed a sequential scan of it, and kept doing so as it grew.
                         """,
                     attemptRecord: """
                         jsonb_build_array(jsonb_build_array(
@@ -301,6 +300,21 @@ enum Migrations {
             """
     }()
 
+    /// The settings under which the hot-path functions plan: one generic plan per session, through indexes only.
+    ///
+    /// PL/pgSQL keeps a function's plans for the session. Left to itself, PostgreSQL either planned every call anew
+    /// (the fetch: its generic plan looked too costly) or kept a generic plan made from the statistics of the moment:
+    /// a worker that started on a young table completed jobs by hashing a sequential scan of it, each completion
+    /// slower than the last as the table grew. These settings allow only the plans that stay right at any size:
+    /// index scans in index order and nested loops over the primary key.
+    private static let indexOnlyPlan = """
+        LANGUAGE plpgsql
+        SET plan_cache_mode = force_generic_plan
+        SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
+        SET enable_hashjoin = off SET enable_mergejoin = off
+        AS $$
+        """
+
     /// The fetch function: migration 2 created it, migration 3 gave it a generic plan.
     private static func fetchJobs(create: String, language: String, comment: String) -> String {
         """
@@ -341,14 +355,19 @@ enum Migrations {
     }
 
     /// The completion function: migration 2 created it, migration 3 replaced its attempt record.
-    private static func completeJobs(create: String, recordComment: String, attemptRecord: String) -> String {
+    private static func completeJobs(
+        create: String,
+        language: String = "LANGUAGE plpgsql AS $$",
+        recordComment: String,
+        attemptRecord: String
+    ) -> String {
         """
         \(create) {schema}.complete_jobs(
             p_ids bigint[], p_tokens bigint[], p_states text[], p_run_after_ms bigint[],
             p_dead_reasons text[], p_outcomes text[], p_error_codes text[], p_error_messages text[],
             p_attempt_deltas integer[], p_durations_us bigint[], p_require_expired boolean[])
         RETURNS SETOF bigint
-        LANGUAGE plpgsql AS $$
+        \(language)
         BEGIN
             -- The fence: a row is written only while it is held under the same lease token. Tokens are
             -- unique and cleared by every transition out of running, so the token alone proves the lease;

@@ -86,6 +86,34 @@ import Testing
         #expect(new.errorCode == nil && new.error == nil && new.durationMicroseconds == 250_000)
     }
 
+    @Test("the fetch and the completion plan once per session and through indexes only", .database)
+    func hotPathPlanSettings() async throws {
+        let db = try TestDatabase.get()
+        var binds = PostgresBindings()
+        binds.append(db.schema)
+        let rows = try await db.execute(
+            """
+            SELECT p.proname, array_to_string(p.proconfig, ' ')
+            FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = $1 AND p.proname IN ('fetch_jobs', 'complete_jobs')
+            """,
+            binds
+        )
+        var settings: [String: Set<String>] = [:]
+        for try await (name, config) in rows.decode((String, String?).self) {
+            settings[name] = Set((config ?? "").split(separator: " ").map(String.init))
+        }
+        // Without these, a generic plan made while the table was small scanned all of it on every completion.
+        let required: Set = [
+            "plan_cache_mode=force_generic_plan", "enable_seqscan=off", "enable_bitmapscan=off", "enable_sort=off",
+            "enable_hashjoin=off", "enable_mergejoin=off",
+        ]
+        #expect(settings.keys.sorted() == ["complete_jobs", "fetch_jobs"])
+        for (name, configured) in settings {
+            #expect(required.isSubset(of: configured), "\(name): \(configured.sorted())")
+        }
+    }
+
     @Test("the printed script creates the same schema when run by another tool")
     func printedScriptApplies() async throws {
         let url = try await TestServer.shared.url()

@@ -85,7 +85,9 @@ final class QueueRunner: Sendable {
                     self.state.withLock { state in
                         state.fetchNanoseconds = Self.average(state.fetchNanoseconds, fetchTime)
                         state.buffer.append(contentsOf: executions)
-                        state.mayHaveMore = jobs.count == limit
+                        // Jobs still arriving are fetched by the next round trip; a fetch that finds nothing ends the
+                        // run until a notification or poll tick.
+                        state.mayHaveMore = !jobs.isEmpty
                     }
                 }
                 // A lane per busy slot; also replaces lanes that ended because their handler was stopped.

@@ -221,29 +221,12 @@ struct BenchWorkloads: Sendable {
                     return records
                 }
             }
-            group.addTask {
-                // The backlog sampler: runnable jobs once a second.
-                var samples: [(Int64, UInt64, Double)] = []
-                for second in 1...max(1, Int(duration.inSeconds)) {
-                    try await Task.sleep(until: start.advanced(by: .seconds(second)), clock: clock)
-                    let backlog = try await env.scalar(
-                        """
-                        SELECT ((SELECT count(*) FROM {schema}.jobs WHERE state IN ('available', 'scheduled', 'retryable'))
-                              + (SELECT count(*) FROM {schema}.jobs WHERE state = 'running'))::float8
-                        """,
-                        schema: schema
-                    )
-                    samples.append((-1, 0, backlog))
-                }
-                return samples
-            }
             var all: [(Int64, UInt64, Double)] = []
             for try await part in group { all += part }
             return all
         }
         try await env.waitDrained(schema)
-        let backlog = records.filter { $0.0 == -1 }.map(\.2)
-        let jobs = records.filter { $0.0 != -1 }
+        let jobs = records
         let started = try Self.startLatencies(
             file: file,
             committed: Dictionary(uniqueKeysWithValues: jobs.map { ($0.0, $0.1) })
@@ -257,6 +240,14 @@ struct BenchWorkloads: Sendable {
         )
         for try await (id, at) in rows.decode((Int64, Double).self) { finished[id] = at }
         let completedLatencies = jobs.compactMap { job in finished[job.0].map { max(0, ($0 - job.2) * 1000) } }
+        // The backlog once a second: jobs enqueued by then and not yet finished, from the enqueue times and the
+        // database's finished_at after the run (sampling it with queries during the run loaded the server under
+        // test more and more as finished rows piled up).
+        let startWall = (jobs.map(\.2).min() ?? 0)
+        let backlog = (1...max(1, Int(duration.inSeconds))).map { second -> Double in
+            let at = startWall + Double(second)
+            return Double(jobs.count { $0.2 <= at && (finished[$0.0].map { $0 > at } ?? true) })
+        }
         let half = backlog.count / 2
         let firstHalf = backlog.prefix(half).reduce(0, +) / Double(max(half, 1))
         let secondHalf = backlog.suffix(backlog.count - half).reduce(0, +) / Double(max(backlog.count - half, 1))
