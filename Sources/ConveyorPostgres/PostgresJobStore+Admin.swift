@@ -46,9 +46,14 @@ extension PostgresJobStore {
         try await self.run("cancelling job \(id)") {
             var binds = PostgresBindings()
             binds.append(id.rawValue)
-            if let job = try await self.jobRecords(self.statements.cancel, binds: binds, logger: logger).first {
-                return job
+            let cancelled = try await self.committed(logger: logger) { connection in
+                let rows = try await connection.query(
+                    PostgresQuery(unsafeSQL: self.statements.cancel, binds: binds),
+                    logger: logger
+                )
+                return try await Self.decodeJobs(rows).first
             }
+            if let cancelled { return cancelled }
             guard let job = try await self.job(id, logger: logger) else {
                 throw ConveyorError(.jobNotFound, "no job has id \(id)")
             }
@@ -58,7 +63,7 @@ extension PostgresJobStore {
 
     public func retry(_ id: JobID, logger: Logger) async throws -> JobRecord {
         try await self.run("retrying job \(id)") {
-            try await self.client.withConnection { connection in
+            try await self.committed(logger: logger) { connection in
                 var binds = PostgresBindings()
                 binds.append(id.rawValue)
                 let rows = try await connection.query(
@@ -82,7 +87,7 @@ extension PostgresJobStore {
 
     public func replay(_ id: JobID, logger: Logger) async throws -> EnqueuedJob {
         try await self.run("replaying job \(id)") {
-            try await self.client.withConnection { connection in
+            try await self.committed(logger: logger) { connection in
                 var binds = PostgresBindings()
                 binds.append(id.rawValue)
                 let rows = try await connection.query(
@@ -106,7 +111,7 @@ extension PostgresJobStore {
 
     public func setQueuePaused(_ queue: String, paused: Bool, logger: Logger) async throws {
         try await self.run(paused ? "pausing queue" : "resuming queue") {
-            try await self.client.withConnection { connection in
+            try await self.committed(logger: logger) { connection in
                 var binds = PostgresBindings()
                 binds.append(queue)
                 binds.append(paused)

@@ -14,20 +14,9 @@ extension PostgresJobStore {
     public func insert(_ jobs: [NewJob], notify: Bool, logger: Logger) async throws -> [EnqueuedJob] {
         guard !jobs.isEmpty else { return [] }
         return try await self.run("enqueuing \(jobs.count) job(s)") {
-            try await self.client.withConnection { connection in
-                guard jobs.count > Self.insertChunkSize else {
-                    return try await self.insertChunks(jobs, notify: notify, on: connection, logger: logger)
-                }
-                // Several statements: one transaction keeps the batch all or nothing.
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    let enqueued = try await self.insertChunks(jobs, notify: notify, on: connection, logger: logger)
-                    try await connection.query("COMMIT", logger: logger)
-                    return enqueued
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
-                }
+            // One transaction for every statement of the batch: all or nothing, and durable when this returns.
+            try await self.committed(logger: logger) { connection in
+                try await self.insertChunks(jobs, notify: notify, on: connection, logger: logger)
             }
         }
     }
@@ -164,30 +153,35 @@ extension PostgresJobStore {
             binds.append(limit)
             binds.append(workerID)
             binds.append(leaseDuration.wholeMilliseconds)
-            let rows = try await self.client.query(
-                PostgresQuery(unsafeSQL: self.statements.fetch, binds: binds),
-                logger: logger
-            )
-            var jobs: [FetchedJob] = []
-            jobs.reserveCapacity(limit)
-            let decoded = rows.decode((Int64, String, String, String, String, Int, Int, Int64, Int64, [String]).self)
-            for try await (id, kind, queue, namespace, args, attempt, maxAttempts, token, timeout, tags) in decoded {
-                jobs.append(
-                    FetchedJob(
-                        id: JobID(id),
-                        kind: kind,
-                        queue: queue,
-                        namespace: namespace,
-                        argumentsJSON: args,
-                        attempt: attempt,
-                        maxAttempts: maxAttempts,
-                        leaseToken: token,
-                        timeoutMilliseconds: timeout >= 0 ? timeout : nil,
-                        tags: tags
-                    )
+            return try await self.committed(logger: logger) { connection in
+                let rows = try await connection.query(
+                    PostgresQuery(unsafeSQL: self.statements.fetch, binds: binds),
+                    logger: logger
                 )
+                var jobs: [FetchedJob] = []
+                jobs.reserveCapacity(limit)
+                let decoded = rows.decode(
+                    (Int64, String, String, String, String, Int, Int, Int64, Int64, [String]).self
+                )
+                for try await (id, kind, queue, namespace, args, attempt, maxAttempts, token, timeout, tags) in decoded
+                {
+                    jobs.append(
+                        FetchedJob(
+                            id: JobID(id),
+                            kind: kind,
+                            queue: queue,
+                            namespace: namespace,
+                            argumentsJSON: args,
+                            attempt: attempt,
+                            maxAttempts: maxAttempts,
+                            leaseToken: token,
+                            timeoutMilliseconds: timeout >= 0 ? timeout : nil,
+                            tags: tags
+                        )
+                    )
+                }
+                return jobs
             }
-            return jobs
         }
     }
 
@@ -206,15 +200,17 @@ extension PostgresJobStore {
             binds.append(completions.map { $0.transition.countsAttempt ? 0 : -1 })
             binds.append(completions.map { $0.durationMicroseconds ?? -1 })
             binds.append(completions.map(\.requireExpiredLease))
-            let rows = try await self.client.query(
-                PostgresQuery(unsafeSQL: self.statements.complete, binds: binds),
-                logger: logger
-            )
-            var written: [JobID] = []
-            for try await id in rows.decode(Int64.self) {
-                written.append(JobID(id))
+            return try await self.committed(logger: logger) { connection in
+                let rows = try await connection.query(
+                    PostgresQuery(unsafeSQL: self.statements.complete, binds: binds),
+                    logger: logger
+                )
+                var written: [JobID] = []
+                for try await id in rows.decode(Int64.self) {
+                    written.append(JobID(id))
+                }
+                return written
             }
-            return written
         }
     }
 
@@ -229,19 +225,21 @@ extension PostgresJobStore {
             binds.append(leases.map(\.id.rawValue))
             binds.append(leases.map(\.token))
             binds.append(leaseDuration.wholeMilliseconds)
-            let rows = try await self.client.query(
-                PostgresQuery(unsafeSQL: self.statements.heartbeat, binds: binds),
-                logger: logger
-            )
-            var result = HeartbeatResult(cancelRequested: [], lost: [])
-            for try await (id, status) in rows.decode((Int64, Int).self) {
-                switch status {
-                case 1: result.cancelRequested.insert(JobID(id))
-                case -1: result.lost.insert(JobID(id))
-                default: break
+            return try await self.committed(logger: logger) { connection in
+                let rows = try await connection.query(
+                    PostgresQuery(unsafeSQL: self.statements.heartbeat, binds: binds),
+                    logger: logger
+                )
+                var result = HeartbeatResult(cancelRequested: [], lost: [])
+                for try await (id, status) in rows.decode((Int64, Int).self) {
+                    switch status {
+                    case 1: result.cancelRequested.insert(JobID(id))
+                    case -1: result.lost.insert(JobID(id))
+                    default: break
+                    }
                 }
+                return result
             }
-            return result
         }
     }
 

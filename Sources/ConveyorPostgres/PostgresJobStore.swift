@@ -34,6 +34,32 @@ public struct PostgresJobStore: JobStore {
     /// The newest migration version this build knows.
     public static var latestMigrationVersion: Int { Migrations.all.last?.version ?? 0 }
 
+    // MARK: Commits
+
+    /// Runs `body` on one connection between `BEGIN` and `COMMIT`, and returns once the commit is done.
+    ///
+    /// Every write goes through here. postgres-nio reports a statement finished at PostgreSQL's CommandComplete
+    /// message, which an autocommit statement sends *before* its transaction commits: a commit that failed (a
+    /// deferred constraint, a crash before the WAL flush) would go unnoticed, and an enqueue could report a job
+    /// that was never stored. An explicit `COMMIT` reports completion only after the commit, WAL flush included.
+    func committed<Result: Sendable>(
+        logger: Logger,
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await self.client.withConnection { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                let result = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return result
+            } catch {
+                // After a failed COMMIT the transaction is gone already; the ROLLBACK only warns then.
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
     // MARK: Migrations
 
     /// Applies every pending migration in one transaction under a transaction-scoped advisory lock keyed by the

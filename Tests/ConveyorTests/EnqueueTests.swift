@@ -89,6 +89,34 @@ import Testing
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1 + 598)
     }
 
+    @Test("an enqueue returns only once its commit succeeded: a failed commit is reported, not a job id")
+    func enqueueWaitsForTheCommit() async throws {
+        let db = try TestDatabase.get()
+        // A check deferred to commit time: the insert statement itself succeeds, its commit fails.
+        try await db.execute(
+            """
+            CREATE FUNCTION {schema}.refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.args ->> 'value' = '13' THEN RAISE EXCEPTION 'refused at commit'; END IF;
+                RETURN NULL;
+            END $$
+            """
+        )
+        try await db.execute(
+            """
+            CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON {schema}.jobs
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_at_commit()
+            """
+        )
+        await #expect(throws: ConveyorError.self) { try await db.client.jobs.enqueue(Echo(value: 13)) }
+        await #expect(throws: ConveyorError.self) {
+            try await db.client.jobs.enqueue(contentsOf: (0..<600).map { Echo(value: $0 == 599 ? 13 : $0) })
+        }
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 0)
+        let stored = try await db.client.jobs.enqueue(Echo(value: 14))
+        #expect(try await db.client.jobs.get(stored.id) != nil)
+    }
+
     @Test("a job enqueued in a transaction exists if and only if the transaction commits")
     func transactionalEnqueue() async throws {
         let db = try TestDatabase.get()
