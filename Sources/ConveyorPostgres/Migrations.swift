@@ -172,7 +172,7 @@ enum Migrations {
         ),
         Migration(
             version: 3,
-            name: "batch insert in one result row, index-only hot-path plans, compact attempt records",
+            name: "batch insert in one result row, index-only hot-path plans, committing procedures, compact attempts",
             statements: [
                 // The fetch and the completion planned once per session, and through indexes only.
                 Self.fetchJobs(
@@ -219,7 +219,8 @@ enum Migrations {
                                     END))
                         """
                 ),
-            ]
+                // The same three as procedures that commit before they return (see committedProcedures).
+            ] + Self.committedProcedures
         ),
     ]
 
@@ -299,6 +300,71 @@ enum Migrations {
             $$
             """
     }()
+
+    /// Procedures that run a hot-path function and commit before returning its result, as arrays in one row.
+    ///
+    /// postgres-nio reports a statement finished at CommandComplete, which PostgreSQL sends before it commits an
+    /// autocommit statement; waiting for the commit otherwise takes an explicit BEGIN and COMMIT, two more round
+    /// trips per call. A procedure called outside a transaction block may COMMIT itself, and its result row is
+    /// sent after that commit. (A procedure with SET clauses may not commit, so the plan settings stay on the
+    /// functions these call.)
+    private static let committedProcedures: [String] = [
+        """
+        CREATE PROCEDURE {schema}.fetch_committed(
+            p_queue text, p_limit integer, p_owner text, p_lease_ms bigint,
+            INOUT ids bigint[] DEFAULT NULL, INOUT kinds text[] DEFAULT NULL, INOUT namespaces text[] DEFAULT NULL,
+            INOUT arguments text[] DEFAULT NULL, INOUT attempt_numbers integer[] DEFAULT NULL,
+            INOUT attempt_limits integer[] DEFAULT NULL, INOUT tokens bigint[] DEFAULT NULL,
+            INOUT timeouts bigint[] DEFAULT NULL, INOUT tag_lists text[] DEFAULT NULL)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            -- The aggregates read the function's rows in one pass, so element i of every array is one job, in
+            -- fetch order. Tags are validated labels without commas, so they travel comma-joined.
+            SELECT array_agg(f.id), array_agg(f.kind), array_agg(f.namespace), array_agg(f.args),
+                   array_agg(f.attempt), array_agg(f.max_attempts), array_agg(f.lease_token),
+                   array_agg(f.timeout_ms), array_agg(array_to_string(f.tags, ','))
+            INTO ids, kinds, namespaces, arguments, attempt_numbers, attempt_limits, tokens, timeouts, tag_lists
+            FROM {schema}.fetch_jobs(p_queue, p_limit, p_owner, p_lease_ms) AS f;
+            COMMIT;
+        END
+        $$
+        """,
+        """
+        CREATE PROCEDURE {schema}.complete_committed(
+            p_ids bigint[], p_tokens bigint[], p_states text[], p_run_after_ms bigint[],
+            p_dead_reasons text[], p_outcomes text[], p_error_codes text[], p_error_messages text[],
+            p_attempt_deltas integer[], p_durations_us bigint[], p_require_expired boolean[],
+            INOUT written bigint[] DEFAULT NULL)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            SELECT array_agg(c.id) INTO written
+            FROM {schema}.complete_jobs(p_ids, p_tokens, p_states, p_run_after_ms, p_dead_reasons, p_outcomes,
+                                        p_error_codes, p_error_messages, p_attempt_deltas, p_durations_us,
+                                        p_require_expired) AS c(id);
+            COMMIT;
+        END
+        $$
+        """,
+        """
+        CREATE PROCEDURE {schema}.enqueue_committed(
+            p_kinds text[], p_queues text[], p_namespaces text[], p_args text[], p_priorities integer[],
+            p_run_at_us bigint[], p_delays_ms bigint[], p_max_attempts integer[], p_timeouts_ms bigint[],
+            p_tags text[], p_unique_keys text[], p_replay_of bigint[], p_channel text, p_notify boolean,
+            INOUT new_plain_ids bigint[] DEFAULT NULL, INOUT new_keyed_ids bigint[] DEFAULT NULL,
+            INOUT new_keyed_namespaces text[] DEFAULT NULL, INOUT new_keyed_keys text[] DEFAULT NULL,
+            INOUT sent bigint DEFAULT NULL)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            SELECT b.plain_ids, b.keyed_ids, b.keyed_namespaces, b.keyed_keys, b.notified
+            INTO new_plain_ids, new_keyed_ids, new_keyed_namespaces, new_keyed_keys, sent
+            FROM {schema}.enqueue_batch(p_kinds, p_queues, p_namespaces, p_args, p_priorities, p_run_at_us,
+                                        p_delays_ms, p_max_attempts, p_timeouts_ms, p_tags, p_unique_keys,
+                                        p_replay_of, p_channel, p_notify) AS b;
+            COMMIT;
+        END
+        $$
+        """,
+    ]
 
     /// The settings under which the hot-path functions plan: one generic plan per session, through indexes only.
     ///

@@ -14,8 +14,15 @@ extension PostgresJobStore {
     public func insert(_ jobs: [NewJob], notify: Bool, logger: Logger) async throws -> [EnqueuedJob] {
         guard !jobs.isEmpty else { return [] }
         return try await self.run("enqueuing \(jobs.count) job(s)") {
+            guard jobs.count > Self.insertChunkSize else {
+                // One statement, through the procedure that commits before it returns.
+                return try await self.client.withConnection { connection in
+                    let query = self.insertQuery(jobs[...], notify: notify, committing: true)
+                    return try await self.insertChunk(jobs[...], query: query, on: connection, logger: logger)
+                }
+            }
             // One transaction for every statement of the batch: all or nothing, and durable when this returns.
-            try await self.committed(logger: logger) { connection in
+            return try await self.committed(logger: logger) { connection in
                 try await self.insertChunks(jobs, notify: notify, on: connection, logger: logger)
             }
         }
@@ -59,7 +66,8 @@ extension PostgresJobStore {
         return enqueued
     }
 
-    private func insertQuery(_ jobs: ArraySlice<NewJob>, notify: Bool) -> PostgresQuery {
+    /// The insert of `jobs`: inside the connection's transaction, or `committing` on its own.
+    private func insertQuery(_ jobs: ArraySlice<NewJob>, notify: Bool, committing: Bool = false) -> PostgresQuery {
         var binds = PostgresBindings(capacity: 14)
         binds.append(jobs.map(\.kind))
         binds.append(jobs.map(\.queue))
@@ -77,7 +85,10 @@ extension PostgresJobStore {
         binds.append(jobs.map { $0.replayOf?.rawValue ?? 0 })
         binds.append(self.schema.insertChannel)
         binds.append(notify)
-        return PostgresQuery(unsafeSQL: self.statements.insert, binds: binds)
+        return PostgresQuery(
+            unsafeSQL: committing ? self.statements.insertCommitted : self.statements.insert,
+            binds: binds
+        )
     }
 
     /// Runs one chunk's insert and maps its result back to the chunk's jobs, in order.
@@ -153,35 +164,41 @@ extension PostgresJobStore {
             binds.append(limit)
             binds.append(workerID)
             binds.append(leaseDuration.wholeMilliseconds)
-            return try await self.committed(logger: logger) { connection in
-                let rows = try await connection.query(
-                    PostgresQuery(unsafeSQL: self.statements.fetch, binds: binds),
-                    logger: logger
-                )
-                var jobs: [FetchedJob] = []
-                jobs.reserveCapacity(limit)
-                let decoded = rows.decode(
-                    (Int64, String, String, String, String, Int, Int, Int64, Int64, [String]).self
-                )
-                for try await (id, kind, queue, namespace, args, attempt, maxAttempts, token, timeout, tags) in decoded
-                {
+            let rows = try await self.client.query(
+                PostgresQuery(unsafeSQL: self.statements.fetch, binds: binds),
+                logger: logger
+            )
+            var jobs: [FetchedJob] = []
+            jobs.reserveCapacity(limit)
+            let decoded = rows.decode(
+                ([Int64]?, [String]?, [String]?, [String]?, [Int32]?, [Int32]?, [Int64]?, [Int64]?, [String]?).self
+            )
+            for try await (ids, kinds, namespaces, arguments, attempts, limits, tokens, timeouts, tags) in decoded {
+                guard let ids, let kinds, let namespaces, let arguments, let attempts, let limits, let tokens,
+                    let timeouts, let tags,
+                    [
+                        kinds.count, namespaces.count, arguments.count, attempts.count, limits.count, tokens.count,
+                        timeouts.count, tags.count,
+                    ].allSatisfy({ $0 == ids.count })
+                else { continue }
+                for index in ids.indices {
                     jobs.append(
                         FetchedJob(
-                            id: JobID(id),
-                            kind: kind,
+                            id: JobID(ids[index]),
+                            kind: kinds[index],
                             queue: queue,
-                            namespace: namespace,
-                            argumentsJSON: args,
-                            attempt: attempt,
-                            maxAttempts: maxAttempts,
-                            leaseToken: token,
-                            timeoutMilliseconds: timeout >= 0 ? timeout : nil,
-                            tags: tags
+                            namespace: namespaces[index],
+                            argumentsJSON: arguments[index],
+                            attempt: Int(attempts[index]),
+                            maxAttempts: Int(limits[index]),
+                            leaseToken: tokens[index],
+                            timeoutMilliseconds: timeouts[index] >= 0 ? timeouts[index] : nil,
+                            tags: tags[index].isEmpty ? [] : tags[index].split(separator: ",").map(String.init)
                         )
                     )
                 }
-                return jobs
             }
+            return jobs
         }
     }
 
@@ -200,17 +217,15 @@ extension PostgresJobStore {
             binds.append(completions.map { $0.transition.countsAttempt ? 0 : -1 })
             binds.append(completions.map { $0.durationMicroseconds ?? -1 })
             binds.append(completions.map(\.requireExpiredLease))
-            return try await self.committed(logger: logger) { connection in
-                let rows = try await connection.query(
-                    PostgresQuery(unsafeSQL: self.statements.complete, binds: binds),
-                    logger: logger
-                )
-                var written: [JobID] = []
-                for try await id in rows.decode(Int64.self) {
-                    written.append(JobID(id))
-                }
-                return written
+            let rows = try await self.client.query(
+                PostgresQuery(unsafeSQL: self.statements.complete, binds: binds),
+                logger: logger
+            )
+            var written: [JobID] = []
+            for try await ids in rows.decode([Int64]?.self) {
+                written += (ids ?? []).map { JobID($0) }
             }
+            return written
         }
     }
 

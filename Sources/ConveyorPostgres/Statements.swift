@@ -9,6 +9,7 @@ struct Statements: Sendable {
 
     let migrationLock: String
     let insert: String
+    let insertCommitted: String
     let existingUniqueKeys: String
     let fetch: String
     let complete: String
@@ -31,11 +32,12 @@ struct Statements: Sendable {
 
         self.migrationLock = "SELECT pg_advisory_xact_lock(hashtext('conveyor.migrate.' || $1))"
 
-        // Batch insert through a PL/pgSQL function (migration 3), whose plan each session keeps.
-        self.insert = """
-            SELECT * FROM \(s).enqueue_batch($1, $2, $3, $4, $5::integer[], $6, $7, $8::integer[], $9, $10, $11,
-                                             $12, $13, $14)
-            """
+        // Batch insert through a PL/pgSQL function (migration 3), whose plan each session keeps; inside a
+        // transaction as it is, or through the procedure that commits it before returning (see
+        // Migrations.committedProcedures).
+        let insertArguments = "$1, $2, $3, $4, $5::integer[], $6, $7, $8::integer[], $9, $10, $11, $12, $13, $14"
+        self.insert = "SELECT * FROM \(s).enqueue_batch(\(insertArguments))"
+        self.insertCommitted = "CALL \(s).enqueue_committed(\(insertArguments), NULL, NULL, NULL, NULL, NULL)"
 
         self.existingUniqueKeys = """
             SELECT j.id, j.namespace, j.unique_key
@@ -45,10 +47,13 @@ struct Statements: Sendable {
             WHERE j.state NOT IN ('cancelled', 'discarded')
             """
 
-        // The hot path runs through PL/pgSQL functions (migration 2), which keep their plans per session.
-        self.fetch = "SELECT * FROM \(s).fetch_jobs($1, $2::integer, $3, $4)"
+        // The hot path runs through procedures that commit before they return (migration 3), around PL/pgSQL
+        // functions that keep their plans per session.
+        self.fetch = """
+            CALL \(s).fetch_committed($1, $2::integer, $3, $4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+            """
         self.complete = """
-            SELECT * FROM \(s).complete_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9::integer[], $10, $11)
+            CALL \(s).complete_committed($1, $2, $3, $4, $5, $6, $7, $8, $9::integer[], $10, $11, NULL)
             """
 
         // One statement per heartbeat for every lease the process holds. Rows not returned by the UPDATE are

@@ -35,6 +35,30 @@ import Testing
         #expect(layout == 200)
     }
 
+    @Test("a handler sees the job's tags, namespace and attempt in its context")
+    func contextCarriesTheJob() async throws {
+        let db = try TestDatabase.get()
+        let seen = Recorder()
+        var registry = JobRegistry()
+        registry.register(Echo.self) { args, context in
+            if context.tags == ["billing", "eu-west"], context.namespace == "acme", context.attempt == 1,
+                context.queue == "default", context.kind == Echo.kind
+            {
+                seen.append(args.value)
+            }
+        }
+        _ = try await db.client.jobs.enqueue(
+            Echo(value: 7),
+            options: .init(tags: ["billing", "eu-west"], namespace: "acme")
+        )
+        try await db.withWorker(registry) { _ in
+            try await db.waitUntil("the job completed") {
+                try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'") == 1
+            }
+        }
+        #expect(seen.all == [7])
+    }
+
     @Test("a throwing job retries with backoff and then completes")
     func failingJobRetriesThenCompletes() async throws {
         let db = try TestDatabase.get()
