@@ -33,7 +33,7 @@ public final class ConveyorWorker: Service, Sendable {
     public struct QueueConfiguration: Sendable, Hashable {
         /// How many jobs of this queue run at once in this process.
         public var slots: Int
-        /// The most jobs that may be leased ahead and wait in memory for a free slot (default: 10 per slot).
+        /// The most jobs that may be leased ahead and wait in memory for a free slot (default: 30 per slot).
         /// The worker prefetches about twice what its slots finish during one fetch round trip, up to this
         /// limit: short jobs come in large batches, long ones are not hoarded. Waiting jobs stay leased and
         /// heartbeated, and are released on shutdown. 0 fetches only for free slots.
@@ -41,7 +41,7 @@ public final class ConveyorWorker: Service, Sendable {
 
         public init(slots: Int, prefetch: Int? = nil) {
             self.slots = slots
-            self.prefetch = prefetch ?? 10 * slots
+            self.prefetch = prefetch ?? 30 * slots
         }
     }
 

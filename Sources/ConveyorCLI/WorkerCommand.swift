@@ -21,7 +21,7 @@ struct WorkerCommand: AsyncParsableCommand {
     )
     var queues: [String] = []
 
-    @Option(help: "Jobs leased ahead per queue, waiting for a free slot (default: as many as the slots).")
+    @Option(help: "Most jobs leased ahead per queue, waiting for a free slot (default: 30 per slot; adaptive below).")
     var prefetch: Int?
 
     @Flag(help: "Poll only, without LISTEN (for PgBouncer in transaction mode).")
