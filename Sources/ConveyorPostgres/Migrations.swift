@@ -325,7 +325,10 @@ enum Migrations {
                    array_agg(f.timeout_ms), array_agg(array_to_string(f.tags, ','))
             INTO ids, kinds, namespaces, arguments, attempt_numbers, attempt_limits, tokens, timeouts, tag_lists
             FROM {schema}.fetch_jobs(p_queue, p_limit, p_owner, p_lease_ms) AS f;
-            COMMIT;
+            -- An empty fetch changed nothing: no commit of its own, so an idle poll is one transaction.
+            IF ids IS NOT NULL THEN
+                COMMIT;
+            END IF;
         END
         $$
         """,

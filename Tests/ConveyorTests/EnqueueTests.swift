@@ -66,21 +66,7 @@ import Testing
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1 + 598)
 
         // A row that fails in the last statement rolls back the statements before it.
-        try await db.execute(
-            """
-            CREATE FUNCTION {schema}.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.args ->> 'value' = '999' THEN RAISE EXCEPTION 'poison'; END IF;
-                RETURN NEW;
-            END $$
-            """
-        )
-        try await db.execute(
-            """
-            CREATE TRIGGER refuse_poison BEFORE INSERT ON {schema}.jobs
-            FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_poison()
-            """
-        )
+        try await db.refuseInserts(ofValue: 999, atCommit: false)
         let poisoned = (0..<600).map { Echo(value: $0 == 590 ? 999 : 1000 + $0) }
         let error = await #expect(throws: ConveyorError.self) {
             try await db.client.jobs.enqueue(contentsOf: poisoned)
@@ -93,21 +79,7 @@ import Testing
     func enqueueWaitsForTheCommit() async throws {
         let db = try TestDatabase.get()
         // A check deferred to commit time: the insert statement itself succeeds, its commit fails.
-        try await db.execute(
-            """
-            CREATE FUNCTION {schema}.refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.args ->> 'value' = '13' THEN RAISE EXCEPTION 'refused at commit'; END IF;
-                RETURN NULL;
-            END $$
-            """
-        )
-        try await db.execute(
-            """
-            CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON {schema}.jobs
-            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_at_commit()
-            """
-        )
+        try await db.refuseInserts(ofValue: 13, atCommit: true)
         await #expect(throws: ConveyorError.self) { try await db.client.jobs.enqueue(Echo(value: 13)) }
         await #expect(throws: ConveyorError.self) {
             try await db.client.jobs.enqueue(contentsOf: (0..<600).map { Echo(value: $0 == 599 ? 13 : $0) })

@@ -76,6 +76,31 @@ struct TestDatabase: Sendable {
         return try await self.postgres.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: self.logger)
     }
 
+    /// Makes inserting an `Echo` job with `value` fail: at once, or only when its transaction commits (a deferred
+    /// constraint trigger), so that a statement succeeds and its commit fails.
+    func refuseInserts(ofValue value: Int, atCommit: Bool) async throws {
+        try await self.execute(
+            """
+            CREATE FUNCTION {schema}.refuse_value() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.args ->> 'value' = '\(value)' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+                RETURN NEW;
+            END $$
+            """
+        )
+        try await self.execute(
+            atCommit
+                ? """
+                CREATE CONSTRAINT TRIGGER refuse_value AFTER INSERT ON {schema}.jobs
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_value()
+                """
+                : """
+                CREATE TRIGGER refuse_value BEFORE INSERT ON {schema}.jobs
+                FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_value()
+                """
+        )
+    }
+
     /// One integer from a query, such as a count.
     func scalar(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) async throws -> Int {
         for try await value in try await self.execute(sql, binds).decode(Int.self) {
