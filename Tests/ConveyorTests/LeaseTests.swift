@@ -124,12 +124,13 @@ import Testing
     func heartbeatsKeepTheLease() async throws {
         let db = try TestDatabase.get()
         var registry = JobRegistry()
-        registry.register(Echo.self) { _, _ in try await Task.sleep(for: .milliseconds(1500)) }
+        // The job runs twice as long as a lease; ten heartbeats per lease leave room for a loaded machine.
+        registry.register(Echo.self) { _, _ in try await Task.sleep(for: .seconds(2)) }
         let enqueued = try await db.client.jobs.enqueue(Echo(value: 1))
         try await db.withWorker(
             registry,
             configure: {
-                $0.leaseDuration = .milliseconds(500)
+                $0.leaseDuration = .seconds(1)
                 $0.heartbeatInterval = .milliseconds(100)
                 $0.reaperInterval = .milliseconds(50)
             }

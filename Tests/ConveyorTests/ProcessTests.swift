@@ -40,7 +40,7 @@ import Testing
         try await db.waitUntil("every job completed", timeout: .seconds(120)) {
             try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'") == jobs.count
         }
-        for worker in workers { #expect(worker.terminate() == 0, "\(worker.output)") }
+        for worker in workers { #expect(await worker.terminate() == 0, "\(worker.output)") }
 
         let runs = try RecordedRun.read(file)
         let byJob = Dictionary(grouping: runs, by: \.job)
@@ -75,7 +75,7 @@ import Testing
             let running = try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'")
             return completed >= 300 && running >= 3
         }
-        first.kill()
+        await first.kill()
         // Nobody else works the queue yet, so these are exactly the attempts the kill interrupted.
         var interrupted: [Int64] = []
         for try await id in try await db.execute("SELECT id FROM {schema}.jobs WHERE state = 'running'").decode(
@@ -91,7 +91,7 @@ import Testing
                 "SELECT count(*) FROM {schema}.jobs WHERE state IN ('completed', 'discarded')"
             ) == total
         }
-        #expect(second.terminate() == 0, "\(second.output)")
+        #expect(await second.terminate() == 0, "\(second.output)")
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'") == total)
         for id in interrupted {
             let job = try #require(try await db.client.jobs.get(JobID(id)))
@@ -122,7 +122,7 @@ import Testing
                 return try await db.client.jobs.get(job.id)?.state == .discarded
             }
             if worker.isRunning {
-                worker.terminate()
+                await worker.terminate()
             } else {
                 crashes += 1
             }

@@ -1,9 +1,18 @@
 import Foundation
+import Synchronization
 
 /// A `conveyor worker` child process on the test database: real processes, really killed.
 final class WorkerProcess: @unchecked Sendable {
     let process = Process()
     let logFile: String
+    /// Whether the process exited, and the tasks waiting for it to. Waiting through the termination handler, not
+    /// `waitUntilExit()`, which would block one of the few threads every test's tasks share (a worker shutting down
+    /// gracefully takes seconds, long enough to starve another test's heartbeats).
+    private let exit = ExitSignal()
+
+    final class ExitSignal: Sendable {
+        let state = Mutex<(exited: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    }
 
     /// The `conveyor` executable built next to the test bundle.
     static var executable: URL {
@@ -16,7 +25,7 @@ final class WorkerProcess: @unchecked Sendable {
             throw TestFailure("the conveyor executable is missing at \(Self.executable.path); build the package first")
         }
         self.logFile = NSTemporaryDirectory() + "conveyor-worker-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: self.logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: self.logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: self.logFile))
         self.process.executableURL = Self.executable
         self.process.arguments =
@@ -25,23 +34,42 @@ final class WorkerProcess: @unchecked Sendable {
         self.process.standardOutput = log
         self.process.standardError = log
         self.process.standardInput = FileHandle.nullDevice
+        self.process.terminationHandler = { [exit] _ in
+            let waiters = exit.state.withLock { state in
+                state.exited = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
         try self.process.run()
+    }
+
+    /// Returns once the process exited.
+    func exited() async {
+        await withCheckedContinuation { continuation in
+            let exited = self.exit.state.withLock { state in
+                if !state.exited { state.waiters.append(continuation) }
+                return state.exited
+            }
+            if exited { continuation.resume() }
+        }
     }
 
     var isRunning: Bool { self.process.isRunning }
 
-    func kill() {
+    func kill() async {
         Foundation.kill(self.process.processIdentifier, SIGKILL)
-        self.process.waitUntilExit()
+        await self.exited()
     }
 
     /// Sends SIGTERM (graceful shutdown) and waits for the exit status.
     @discardableResult
-    func terminate() -> Int32 {
+    func terminate() async -> Int32 {
         if self.process.isRunning {
             Foundation.kill(self.process.processIdentifier, SIGTERM)
         }
-        self.process.waitUntilExit()
+        await self.exited()
         return self.process.terminationStatus
     }
 
