@@ -63,12 +63,15 @@ struct Command: Sendable {
         ([executable] + arguments).map(Self.quotedForDisplay).joined(separator: " ")
     }
 
-    /// Runs the command and suspends until it exits; the wait blocks a Dispatch thread, not the caller's.
+    /// Runs the command and suspends until it exits. The wait blocks a thread of its own: not the caller's, and not
+    /// one of Dispatch's global queues, whose few threads also run every Swift task of the process (a `pg_ctl`
+    /// waited for there stalled everything else for seconds).
     func run(logger: Logger) async -> Outcome {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            let thread = Thread {
                 continuation.resume(returning: runSynchronously(logger: logger))
             }
+            thread.start()
         }
     }
 

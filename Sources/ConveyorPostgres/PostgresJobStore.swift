@@ -38,7 +38,7 @@ public struct PostgresJobStore: JobStore {
 
     /// Runs `body` on one connection between `BEGIN` and `COMMIT`, and returns once the commit is done.
     ///
-    /// Every write goes through here. postgres-nio reports a statement finished at PostgreSQL's CommandComplete
+    /// Writes go through here or through procedures that commit (the heartbeat excepted). postgres-nio reports a statement finished at PostgreSQL's CommandComplete
     /// message, which an autocommit statement sends *before* its transaction commits: a commit that failed (a
     /// deferred constraint, a crash before the WAL flush) would go unnoticed, and an enqueue could report a job
     /// that was never stored. An explicit `COMMIT` reports completion only after the commit, WAL flush included.

@@ -27,8 +27,9 @@ enum TestSupport {
 
     /// Runs `executable` with `arguments` without blocking the caller's thread; output is captured.
     static func run(_ executable: String, _ arguments: [String]) async throws -> Output {
+        // On a thread of its own: Dispatch's global queues also run every Swift task of the test process.
         try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: executable)
                 process.arguments = arguments
@@ -46,7 +47,7 @@ enum TestSupport {
                 } catch {
                     continuation.resume(throwing: error)
                 }
-            }
+            }.start()
         }
     }
 

@@ -185,7 +185,7 @@ import Testing
                 $0.queues = ["default": .init(slots: 1, prefetch: 4)]
                 $0.shutdownGracePeriod = .milliseconds(100)
                 $0.heartbeatInterval = .milliseconds(100)
-                $0.leaseDuration = .milliseconds(600)
+                $0.leaseDuration = .seconds(1)
                 $0.reaperInterval = .milliseconds(100)
             }
         ) { _ in
@@ -196,7 +196,7 @@ import Testing
             // Outlive several leases: heartbeats cover the buffered job too, so nothing is reaped.
             try await db.waitUntil("the leases were extended past their first expiry") {
                 try await db.scalar(
-                    "SELECT count(*) FROM {schema}.jobs WHERE state = 'running' AND lease_expires_at > created_at + interval '2 seconds'"
+                    "SELECT count(*) FROM {schema}.jobs WHERE state = 'running' AND lease_expires_at > created_at + interval '3 seconds'"
                 ) == 2
             }
             #expect(started.all.count == 1)

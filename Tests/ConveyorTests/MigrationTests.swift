@@ -129,14 +129,11 @@ import Testing
             try Data(script.utf8).write(to: URL(fileURLWithPath: file))
             defer { try? FileManager.default.removeItem(atPath: file) }
             let psql = try LocalPostgres.findBinaries().psql ?? "/usr/bin/psql"
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: psql)
-            process.arguments = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", file]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
+            let outcome = await LocalPostgres.runTool(
+                psql,
+                arguments: ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", file]
+            )
+            #expect(outcome.status == 0, "\(outcome.errorOutput)")
             let applied = try await PostgresJobStore(client: postgres, schema: schema).migrate(
                 logger: Logger(label: "t")
             )

@@ -24,6 +24,8 @@ final class QueueRunner: Sendable {
         var lanes = 0
         /// The last fetch filled the free capacity, or a wake-up said new work arrived.
         var mayHaveMore = true
+        /// Counts nudges, so that a fetch that started before one does not clear what it announced.
+        var nudges = 0
         var shuttingDown = false
         var graceExpired = false
         /// Moving averages, in nanoseconds, of one fetch round trip and one handler run.
@@ -60,7 +62,10 @@ final class QueueRunner: Sendable {
 
     /// New work may be waiting (a notification or a poll tick).
     func nudge() {
-        self.state.withLock { $0.mayHaveMore = true }
+        self.state.withLock { state in
+            state.mayHaveMore = true
+            state.nudges += 1
+        }
         self.signal.wake()
     }
 
@@ -77,6 +82,7 @@ final class QueueRunner: Sendable {
                 }
                 if shuttingDown || Task.isCancelled { break }
                 if limit > 0 {
+                    let nudgesBefore = self.state.withLock { $0.nudges }
                     let fetchStart = ContinuousClock.now
                     let jobs = await self.fetch(limit: limit)
                     let fetchTime = Double((ContinuousClock.now - fetchStart).wholeNanoseconds)
@@ -87,7 +93,8 @@ final class QueueRunner: Sendable {
                         state.buffer.append(contentsOf: executions)
                         // Jobs still arriving are fetched by the next round trip; a fetch that finds nothing ends the
                         // run until a notification or poll tick.
-                        state.mayHaveMore = !jobs.isEmpty
+                        // A nudge during the fetch may announce jobs committed after its snapshot: fetch again.
+                        state.mayHaveMore = !jobs.isEmpty || state.nudges != nudgesBefore
                     }
                 }
                 // A lane per busy slot; also replaces lanes that ended because their handler was stopped.
