@@ -109,20 +109,7 @@ enum Migrations {
                     -- the caller. The NOTIFY rides in the same statement, so it is sent exactly when the insert
                     -- commits (the caller's transaction included), once per queue however many rows there are.
                     RETURN QUERY
-                    WITH input AS (
-                        SELECT *
-                        FROM unnest(p_kinds, p_queues, p_namespaces, p_args, p_priorities, p_run_at_us, p_delays_ms,
-                                    p_max_attempts, p_timeouts_ms, p_tags, p_unique_keys, p_replay_of)
-                             WITH ORDINALITY
-                             AS i(kind, queue, namespace, args, priority, run_at_us, delay_ms, max_attempts,
-                                  timeout_ms, tags, unique_key, replay_of, ord)
-                    ),
-                    timed AS (
-                        SELECT input.*,
-                               CASE WHEN input.run_at_us >= 0 THEN to_timestamp(input.run_at_us / 1000000.0)
-                                    ELSE now() + input.delay_ms * interval '1 millisecond' END AS run_at
-                        FROM input
-                    ),
+                \(Self.enqueueInput)
                     inserted AS (
                         INSERT INTO {schema}.jobs AS j (kind, queue, namespace, args, priority, state, run_at,
                                                         max_attempts, timeout_ms, tags, unique_key, replay_of)
@@ -224,6 +211,25 @@ enum Migrations {
         ),
     ]
 
+    /// The input of both batch inserts (migrations 2 and 3): the bound arrays unnested in input order, and each
+    /// row's run time. Interpolated at the start of a line, so its lines keep their indentation.
+    private static let enqueueInput = """
+            WITH input AS (
+                SELECT *
+                FROM unnest(p_kinds, p_queues, p_namespaces, p_args, p_priorities, p_run_at_us, p_delays_ms,
+                            p_max_attempts, p_timeouts_ms, p_tags, p_unique_keys, p_replay_of)
+                     WITH ORDINALITY
+                     AS i(kind, queue, namespace, args, priority, run_at_us, delay_ms, max_attempts,
+                          timeout_ms, tags, unique_key, replay_of, ord)
+            ),
+            timed AS (
+                SELECT input.*,
+                       CASE WHEN input.run_at_us >= 0 THEN to_timestamp(input.run_at_us / 1000000.0)
+                            ELSE now() + input.delay_ms * interval '1 millisecond' END AS run_at
+                FROM input
+            ),
+        """
+
     /// Inserts a batch; returns one row: the new ids of the rows without a unique key (in input order, as
     /// identity values are drawn in that order), the new ids with their namespaces and keys for the rows with one
     /// (a key already taken inserts nothing and is looked up by the caller), and the notifications sent.
@@ -253,20 +259,7 @@ enum Migrations {
                 -- As enqueue_jobs: times are the database's (run_at_us >= 0 is absolute, otherwise delay_ms after
                 -- now()), and the NOTIFY rides in the statement, sent when the insert commits, once per queue.
                 RETURN QUERY
-                WITH input AS (
-                    SELECT *
-                    FROM unnest(p_kinds, p_queues, p_namespaces, p_args, p_priorities, p_run_at_us, p_delays_ms,
-                                p_max_attempts, p_timeouts_ms, p_tags, p_unique_keys, p_replay_of)
-                         WITH ORDINALITY
-                         AS i(kind, queue, namespace, args, priority, run_at_us, delay_ms, max_attempts,
-                              timeout_ms, tags, unique_key, replay_of, ord)
-                ),
-                timed AS (
-                    SELECT input.*,
-                           CASE WHEN input.run_at_us >= 0 THEN to_timestamp(input.run_at_us / 1000000.0)
-                                ELSE now() + input.delay_ms * interval '1 millisecond' END AS run_at
-                    FROM input
-                ),
+            \(Self.enqueueInput)
                 plain AS (
                     INSERT INTO {schema}.jobs AS j (\(columns))
                     \(values)

@@ -174,13 +174,17 @@ extension PostgresJobStore {
                 ([Int64]?, [String]?, [String]?, [String]?, [Int32]?, [Int32]?, [Int64]?, [Int64]?, [String]?).self
             )
             for try await (ids, kinds, namespaces, arguments, attempts, limits, tokens, timeouts, tags) in decoded {
-                guard let ids, let kinds, let namespaces, let arguments, let attempts, let limits, let tokens,
-                    let timeouts, let tags,
+                // An empty fetch aggregates to NULL arrays.
+                guard let ids else { continue }
+                guard let kinds, let namespaces, let arguments, let attempts, let limits, let tokens, let timeouts,
+                    let tags,
                     [
                         kinds.count, namespaces.count, arguments.count, attempts.count, limits.count, tokens.count,
                         timeouts.count, tags.count,
                     ].allSatisfy({ $0 == ids.count })
-                else { continue }
+                else {
+                    throw ConveyorError(.databaseError, "fetch returned arrays of different lengths")
+                }
                 for index in ids.indices {
                     jobs.append(
                         FetchedJob(

@@ -11,12 +11,6 @@ final class InFlightJobs: Sendable {
         case cancelRequested
         case shutdown
         case leaseLost
-
-        var code: UInt8 { self.rawValue }
-
-        init?(code: UInt8) {
-            self.init(rawValue: code)
-        }
     }
 
     final class Execution: Sendable {
@@ -70,7 +64,7 @@ final class InFlightJobs: Sendable {
         private func record(_ reason: StopReason) -> Bool {
             self.stopReason.compareExchange(
                 expected: 0,
-                desired: reason.code,
+                desired: reason.rawValue,
                 successOrdering: .acquiringAndReleasing,
                 failureOrdering: .acquiring
             ).exchanged
@@ -82,7 +76,7 @@ final class InFlightJobs: Sendable {
                 state.finished = true
                 state.task = nil
             }
-            return StopReason(code: self.stopReason.load(ordering: .acquiring))
+            return StopReason(rawValue: self.stopReason.load(ordering: .acquiring))
         }
 
         /// Started and not finished.

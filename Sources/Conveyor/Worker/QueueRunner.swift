@@ -186,7 +186,6 @@ final class QueueRunner: Sendable {
                     metadata: ["queue": "\(self.queue)", "error": "\(String(reflecting: error))"]
                 )
             }
-            self.state.withLock { $0.mayHaveMore = false }
             return []
         }
     }
