@@ -66,8 +66,15 @@ extension PostgresJobStore {
         return enqueued
     }
 
+    /// One chunk's insert statement, and whether it is the plain one (no job has a unique key or replay link).
+    private struct InsertStatement {
+        var query: PostgresQuery
+        var isPlain: Bool
+    }
+
     /// The insert of `jobs`: inside the connection's transaction, or `committing` on its own.
-    private func insertQuery(_ jobs: ArraySlice<NewJob>, notify: Bool, committing: Bool = false) -> PostgresQuery {
+    private func insertQuery(_ jobs: ArraySlice<NewJob>, notify: Bool, committing: Bool = false) -> InsertStatement {
+        let isPlain = jobs.allSatisfy { $0.uniqueKey == nil && $0.replayOf == nil }
         var binds = PostgresBindings(capacity: 14)
         binds.append(jobs.map(\.kind))
         binds.append(jobs.map(\.queue))
@@ -81,24 +88,40 @@ extension PostgresJobStore {
         binds.append(jobs.map(\.maxAttempts))
         binds.append(jobs.map { $0.timeoutMilliseconds ?? -1 })
         binds.append(jobs.map { $0.tags.joined(separator: ",") })
-        binds.append(jobs.map { $0.uniqueKey ?? "" })
-        binds.append(jobs.map { $0.replayOf?.rawValue ?? 0 })
+        if !isPlain {
+            binds.append(jobs.map { $0.uniqueKey ?? "" })
+            binds.append(jobs.map { $0.replayOf?.rawValue ?? 0 })
+        }
         binds.append(self.schema.insertChannel)
         binds.append(notify)
-        return PostgresQuery(
-            unsafeSQL: committing ? self.statements.insertCommitted : self.statements.insert,
-            binds: binds
-        )
+        let sql =
+            switch (isPlain, committing) {
+            case (true, true): self.statements.insertPlainCommitted
+            case (true, false): self.statements.insertPlain
+            case (false, true): self.statements.insertCommitted
+            case (false, false): self.statements.insert
+            }
+        return InsertStatement(query: PostgresQuery(unsafeSQL: sql, binds: binds), isPlain: isPlain)
     }
 
     /// Runs one chunk's insert and maps its result back to the chunk's jobs, in order.
     private func insertChunk(
         _ jobs: ArraySlice<NewJob>,
-        query: PostgresQuery,
+        query statement: InsertStatement,
         on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [EnqueuedJob] {
-        let rows = try await connection.query(query, logger: logger)
+        let rows = try await connection.query(statement.query, logger: logger)
+        if statement.isPlain {
+            var ids: [Int64] = []
+            for try await (inserted, _) in rows.decode(([Int64]?, Int64?).self) {
+                ids = inserted ?? []
+            }
+            guard ids.count == jobs.count else {
+                throw ConveyorError(.databaseError, "insert returned \(ids.count) ids for \(jobs.count) jobs")
+            }
+            return ids.map { EnqueuedJob(id: JobID($0), isDuplicate: false) }
+        }
         var plainIDs: [Int64] = []
         var byKey: [UniqueKey: JobID] = [:]
         let result = rows.decode(([Int64]?, [Int64]?, [String]?, [String]?, Int64?).self)

@@ -10,6 +10,8 @@ struct Statements: Sendable {
     let migrationLock: String
     let insert: String
     let insertCommitted: String
+    let insertPlain: String
+    let insertPlainCommitted: String
     let existingUniqueKeys: String
     let fetch: String
     let complete: String
@@ -38,6 +40,10 @@ struct Statements: Sendable {
         let insertArguments = "$1, $2, $3, $4, $5::integer[], $6, $7, $8::integer[], $9, $10, $11, $12, $13, $14"
         self.insert = "SELECT * FROM \(s).enqueue_batch(\(insertArguments))"
         self.insertCommitted = "CALL \(s).enqueue_committed(\(insertArguments), NULL, NULL, NULL, NULL, NULL)"
+        // Jobs without unique keys or replay links (migration 4): the same arrays but the last two.
+        let plainArguments = "$1, $2, $3, $4, $5::integer[], $6, $7, $8::integer[], $9, $10, $11, $12"
+        self.insertPlain = "SELECT * FROM \(s).enqueue_plain(\(plainArguments))"
+        self.insertPlainCommitted = "CALL \(s).enqueue_plain_committed(\(plainArguments), NULL, NULL)"
 
         self.existingUniqueKeys = """
             SELECT j.id, j.namespace, j.unique_key

@@ -42,9 +42,63 @@ import Testing
         let jobs = try await db.client.jobs.enqueue(contentsOf: (0..<500).map { Echo(value: $0) })
         #expect(jobs.count == 500)
         #expect(jobs.map(\.id) == jobs.map(\.id).sorted())
-        for index in [0, 250, 499] {
-            let job = try #require(try await db.client.jobs.get(jobs[index].id))
-            #expect(try job.decodeArguments(as: Echo.self).value == index)
+        // Every returned id is the row that holds that input's arguments.
+        var binds = PostgresBindings()
+        binds.append(jobs.map(\.id.rawValue))
+        binds.append(Array(0..<500))
+        let misplaced = try await db.scalar(
+            """
+            SELECT count(*) FROM unnest($1::bigint[], $2::bigint[]) AS e(id, value)
+            LEFT JOIN {schema}.jobs j ON j.id = e.id
+            WHERE (j.args->>'value')::bigint IS DISTINCT FROM e.value
+            """,
+            binds
+        )
+        #expect(misplaced == 0)
+    }
+
+    @Test("jobs with and without a unique key are stored alike, whichever insert statement carries them")
+    func keyedAndPlainInsertsAgree() async throws {
+        let db = try TestDatabase.get()
+        let runAt = Date().addingTimeInterval(-5)
+        let variants: [(JobOptions, JobState)] = [
+            (
+                .init(
+                    queue: "mail",
+                    priority: 3,
+                    maxAttempts: 5,
+                    timeout: .seconds(30),
+                    tags: ["a", "b"],
+                    namespace: "acme"
+                ),
+                .available
+            ),
+            (.init(delay: .seconds(3600)), .scheduled),
+            (.init(runAt: runAt), .available),
+            (.init(runAt: runAt.addingTimeInterval(3600)), .scheduled),
+        ]
+        for (options, state) in variants {
+            var keyed = options
+            keyed.uniqueKey = UUID().uuidString
+            // One job per statement, and the same two inside a batch.
+            let plain = try await db.client.jobs.enqueue(Echo(value: 1), options: options)
+            let withKey = try await db.client.jobs.enqueue(Echo(value: 1), options: keyed)
+            let batch = try await db.client.jobs.enqueue([
+                JobRequest(Echo(value: 1), options: options), JobRequest(Echo(value: 1), options: keyed),
+            ])
+            var records: [JobRecord] = []
+            for id in [plain.id, withKey.id, batch[0].id, batch[1].id] {
+                var record = try #require(try await db.client.jobs.get(id))
+                record.id = plain.id
+                record.uniqueKey = nil
+                // Times are the database's now(), one per statement.
+                record.createdAt = Date(timeIntervalSince1970: 0)
+                if options.runAt == nil { record.runAt = Date(timeIntervalSince1970: 0) }
+                records.append(record)
+            }
+            #expect(records.allSatisfy { $0 == records[0] })
+            #expect(records[0].timeoutMilliseconds == options.timeout.map { $0.wholeMilliseconds })
+            #expect(records[0].state == state)
         }
     }
 
@@ -52,16 +106,17 @@ import Testing
     func largeBatchIsAtomic() async throws {
         let db = try TestDatabase.get()
         let existing = try await db.client.jobs.enqueue(Echo(value: -1), options: .init(uniqueKey: "taken"))
-        // 600 jobs go in as three statements of 250, 250 and 100 rows in one transaction.
+        // 600 jobs go in as three statements of 250, 250 and 100 rows in one transaction; the middle one has no
+        // unique keys, so it is the plain insert.
         var requests = (0..<600).map { JobRequest(Echo(value: $0)) }
         requests[10] = JobRequest(Echo(value: 10), options: .init(uniqueKey: "repeated"))
-        requests[400] = JobRequest(Echo(value: 400), options: .init(uniqueKey: "repeated"))
+        requests[560] = JobRequest(Echo(value: 560), options: .init(uniqueKey: "repeated"))
         requests[550] = JobRequest(Echo(value: 550), options: .init(uniqueKey: "taken"))
         let batch = try await db.client.jobs.enqueue(requests)
         #expect(!batch[10].isDuplicate)
-        #expect(batch[400].id == batch[10].id && batch[400].isDuplicate)
+        #expect(batch[560].id == batch[10].id && batch[560].isDuplicate)
         #expect(batch[550].id == existing.id && batch[550].isDuplicate)
-        let keyless = batch.indices.filter { ![10, 400, 550].contains($0) }.map { batch[$0].id }
+        let keyless = batch.indices.filter { ![10, 550, 560].contains($0) }.map { batch[$0].id }
         #expect(keyless == keyless.sorted() && Set(keyless).count == 597)
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1 + 598)
 
