@@ -59,20 +59,44 @@ public struct ConveyorClient: Sendable {
 
     /// Builds a validated ``NewJob`` from typed arguments and options (used by drivers for transactional enqueue).
     public func makeNewJob<Arguments: JobArguments>(_ arguments: Arguments, options: JobOptions) throws -> NewJob {
-        let json: String
-        do {
-            let data = try Self.encoder.encode(arguments)
-            json = String(decoding: data, as: UTF8.self)
-        } catch {
-            throw ConveyorError(.malformedArguments, "cannot encode \(Arguments.kind) arguments", underlying: error)
-        }
-        return try NewJob(
+        try NewJob(
             kind: Arguments.kind,
-            argumentsJSON: json,
+            argumentsJSON: try self.encodeArguments(arguments),
             options: options.merged(over: Arguments.defaultOptions),
             maximumArgumentBytes: self.configuration.maximumArgumentBytes,
             argumentsAreTrusted: true
         )
+    }
+
+    /// Builds jobs of one type with the same options: the options are validated with the first job, and every
+    /// other job only needs its arguments encoded and checked.
+    func makeNewJobs<Arguments: JobArguments>(
+        _ arguments: ArraySlice<Arguments>,
+        options: JobOptions
+    ) throws -> [NewJob] {
+        guard let first = arguments.first else { return [] }
+        let template = try self.makeNewJob(first, options: options)
+        var jobs = [template]
+        jobs.reserveCapacity(arguments.count)
+        for argument in arguments.dropFirst() {
+            var job = template
+            job.argumentsJSON = try self.encodeArguments(argument)
+            try NewJob.checkArguments(
+                job.argumentsJSON,
+                maximumArgumentBytes: self.configuration.maximumArgumentBytes,
+                trusted: true
+            )
+            jobs.append(job)
+        }
+        return jobs
+    }
+
+    private func encodeArguments<Arguments: JobArguments>(_ arguments: Arguments) throws -> String {
+        do {
+            return String(decoding: try Self.encoder.encode(arguments), as: UTF8.self)
+        } catch {
+            throw ConveyorError(.malformedArguments, "cannot encode \(Arguments.kind) arguments", underlying: error)
+        }
     }
 
     /// One encoder for every call: configuring a new one per job cost more than encoding a small job.
@@ -86,6 +110,8 @@ public struct ConveyorClient: Sendable {
 /// A typed enqueue request, for batches that mix job types.
 public struct JobRequest: Sendable {
     let make: @Sendable (ConveyorClient) throws -> NewJob
+    /// The queue, kind and timing of the job, known without building it.
+    let group: NewJobBatch.Group
 
     /// Validates and encodes the request with `client`'s settings.
     public func makeNewJob(for client: ConveyorClient) throws -> NewJob {
@@ -94,6 +120,12 @@ public struct JobRequest: Sendable {
 
     public init<Arguments: JobArguments>(_ arguments: Arguments, options: JobOptions = JobOptions()) {
         self.make = { client in try client.makeNewJob(arguments, options: options) }
+        let merged = options.merged(over: Arguments.defaultOptions)
+        self.group = NewJobBatch.Group(
+            queue: merged.queue ?? NewJob.Defaults.queue,
+            kind: Arguments.kind,
+            runsAtOnce: merged.runsAtOnce
+        )
     }
 
     /// A request from a kind and raw JSON arguments (validated as JSON when the batch is built).
@@ -106,6 +138,11 @@ public struct JobRequest: Sendable {
                 maximumArgumentBytes: client.configuration.maximumArgumentBytes
             )
         }
+        self.group = NewJobBatch.Group(
+            queue: options.queue ?? NewJob.Defaults.queue,
+            kind: kind,
+            runsAtOnce: options.runsAtOnce
+        )
     }
 }
 
@@ -144,34 +181,55 @@ extension ConveyorClient {
             return try await self.insert([job])[0]
         }
 
-        /// Inserts many jobs of one type in a single round trip and a single transaction: all or none.
+        /// Inserts many jobs of one type in a single transaction: all or none.
+        ///
+        /// A large batch is built (encoded and validated) a statement's worth at a time while the database inserts
+        /// the statement before; an invalid job anywhere rolls the whole batch back, so nothing is written.
         @discardableResult
         public func enqueue<Arguments: JobArguments>(
             contentsOf arguments: [Arguments],
             options: JobOptions = JobOptions()
         ) async throws -> [EnqueuedJob] {
-            let jobs = try arguments.map { try self.client.makeNewJob($0, options: options) }
-            return try await self.insert(jobs)
+            let client = self.client
+            let merged = options.merged(over: Arguments.defaultOptions)
+            let group = NewJobBatch.Group(
+                queue: merged.queue ?? NewJob.Defaults.queue,
+                kind: Arguments.kind,
+                runsAtOnce: merged.runsAtOnce
+            )
+            let batch = NewJobBatch(count: arguments.count, groups: [group: arguments.count]) { range in
+                try client.makeNewJobs(arguments[range], options: options)
+            }
+            return try await self.insert(batch)
         }
 
-        /// Inserts a mixed batch in a single round trip and a single transaction: all or none.
+        /// Inserts a mixed batch in a single transaction: all or none, built as ``enqueue(contentsOf:options:)``
+        /// builds its batch.
         @discardableResult
         public func enqueue(_ requests: [JobRequest]) async throws -> [EnqueuedJob] {
-            let jobs = try requests.map { try $0.make(self.client) }
-            return try await self.insert(jobs)
+            let client = self.client
+            var groups: [NewJobBatch.Group: Int] = [:]
+            for request in requests { groups[request.group, default: 0] += 1 }
+            let batch = NewJobBatch(count: requests.count, groups: groups) { range in
+                try requests[range].map { try $0.make(client) }
+            }
+            return try await self.insert(batch)
         }
 
         private func insert(_ jobs: [NewJob]) async throws -> [EnqueuedJob] {
-            guard !jobs.isEmpty else { return [] }
+            try await self.insert(NewJobBatch(jobs))
+        }
+
+        private func insert(_ batch: NewJobBatch) async throws -> [EnqueuedJob] {
+            guard batch.count > 0 else { return [] }
             let client = self.client
             var plan = NotificationCoalescer.Plan(notifyNow: false, trailing: [])
             if client.configuration.notifyOnInsert {
                 // Only jobs that can run at once need a wake-up; scheduled ones are found by polling when due.
-                let queues = Set(jobs.lazy.filter { $0.runAt == nil && $0.delayMilliseconds == 0 }.map(\.queue))
-                plan = client.notifications.plan(queues: queues)
+                plan = client.notifications.plan(queues: batch.queuesToWake)
             }
-            let result = try await client.store.insert(jobs, notify: plan.notifyNow, logger: client.logger)
-            ConveyorMetrics.recordEnqueued(jobs)
+            let result = try await client.store.insert(batch, notify: plan.notifyNow, logger: client.logger)
+            ConveyorMetrics.recordEnqueued(batch)
             // Scheduled only after the insert committed, so the trailing wake-up can never precede the jobs.
             for (queue, deadline) in plan.trailing {
                 client.notifications.scheduleTrailing(

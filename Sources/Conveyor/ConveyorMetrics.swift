@@ -32,9 +32,11 @@ public enum ConveyorMetrics {
 
     /// Counts inserted jobs (duplicates included), one counter update per queue and kind, not per job. Called by
     /// every enqueue path, the transactional one included.
-    public static func recordEnqueued(_ jobs: [NewJob]) {
+    public static func recordEnqueued(_ batch: NewJobBatch) {
         var counts: [QueueAndKind: Int] = [:]
-        for job in jobs { counts[QueueAndKind(queue: job.queue, kind: job.kind), default: 0] += 1 }
+        for (group, count) in batch.groups {
+            counts[QueueAndKind(queue: group.queue, kind: group.kind), default: 0] += count
+        }
         for (key, count) in counts {
             Counter(label: jobsEnqueuedName, dimensions: [("queue", key.queue), ("kind", key.kind)])
                 .increment(by: count)

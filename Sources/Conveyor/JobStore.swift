@@ -11,9 +11,10 @@ public protocol JobStore: Sendable {
     /// Applies pending migrations under a lock; returns the versions this call applied.
     func migrate(logger: Logger) async throws -> [Int]
 
-    /// Inserts jobs in one round trip. Duplicates by unique key return the existing job with `isDuplicate`.
-    /// When `notify` is true, workers listening on the jobs' queues are woken when the insert commits.
-    func insert(_ jobs: [NewJob], notify: Bool, logger: Logger) async throws -> [EnqueuedJob]
+    /// Inserts a batch in one transaction, and returns once it committed: all of it or, on any error, none.
+    /// Duplicates by unique key return the existing job with `isDuplicate`. When `notify` is true, workers
+    /// listening on the jobs' queues are woken when the insert commits.
+    func insert(_ batch: NewJobBatch, notify: Bool, logger: Logger) async throws -> [EnqueuedJob]
 
     /// Wakes the workers listening on `queues` now (the trailing notification of a coalesced burst).
     func notify(queues: [String], logger: Logger) async throws

@@ -86,17 +86,7 @@ public struct NewJob: Sendable, Hashable {
                 throw ConveyorError(.invalidOption, "unique key must be 1-255 bytes without NUL characters")
             }
         }
-        guard argumentsJSON.utf8.count <= maximumArgumentBytes else {
-            throw ConveyorError(
-                .argumentsTooLarge,
-                "arguments are \(argumentsJSON.utf8.count) bytes; the limit is \(maximumArgumentBytes)"
-            )
-        }
-        if argumentsAreTrusted {
-            try JSONValidation.checkEncodedObject(argumentsJSON)
-        } else {
-            try JSONValidation.checkObject(argumentsJSON)
-        }
+        try Self.checkArguments(argumentsJSON, maximumArgumentBytes: maximumArgumentBytes, trusted: argumentsAreTrusted)
 
         self.kind = kind
         self.queue = queue
@@ -110,6 +100,26 @@ public struct NewJob: Sendable, Hashable {
         self.tags = tags
         self.uniqueKey = options.uniqueKey
         self.replayOf = nil
+    }
+}
+
+extension NewJob {
+    /// Checks encoded arguments: at most `maximumArgumentBytes`, one JSON object, and text PostgreSQL accepts.
+    /// `trusted` text came from `JSONEncoder`, so it is valid JSON and only its shape and the NUL rule are checked.
+    ///
+    /// - Throws: ``ConveyorError`` with `ARGUMENTS_TOO_LARGE` or `MALFORMED_ARGUMENTS`.
+    static func checkArguments(_ json: String, maximumArgumentBytes: Int, trusted: Bool) throws {
+        guard json.utf8.count <= maximumArgumentBytes else {
+            throw ConveyorError(
+                .argumentsTooLarge,
+                "arguments are \(json.utf8.count) bytes; the limit is \(maximumArgumentBytes)"
+            )
+        }
+        if trusted {
+            try JSONValidation.checkEncodedObject(json)
+        } else {
+            try JSONValidation.checkObject(json)
+        }
     }
 }
 

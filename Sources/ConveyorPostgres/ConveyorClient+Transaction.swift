@@ -37,7 +37,7 @@ extension ConveyorClient.Jobs {
             logger: self.client.logger
         )
         // Counted when the insert ran; if the caller's transaction later rolls back, the count overstates.
-        ConveyorMetrics.recordEnqueued(jobs)
+        ConveyorMetrics.recordEnqueued(NewJobBatch(jobs))
         return enqueued
     }
 }

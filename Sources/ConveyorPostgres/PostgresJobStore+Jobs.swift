@@ -11,19 +11,20 @@ extension PostgresJobStore {
     /// statement's binds are encoded while the server inserts the rows before, so client and server work at once.
     static let insertChunkSize = 250
 
-    public func insert(_ jobs: [NewJob], notify: Bool, logger: Logger) async throws -> [EnqueuedJob] {
-        guard !jobs.isEmpty else { return [] }
-        return try await self.run("enqueuing \(jobs.count) job(s)") {
-            guard jobs.count > Self.insertChunkSize else {
+    public func insert(_ batch: NewJobBatch, notify: Bool, logger: Logger) async throws -> [EnqueuedJob] {
+        guard batch.count > 0 else { return [] }
+        return try await self.run("enqueuing \(batch.count) job(s)") {
+            guard batch.count > Self.insertChunkSize else {
                 // One statement, through the procedure that commits before it returns.
+                let jobs = try batch.jobs(in: 0..<batch.count)
                 return try await self.client.withConnection { connection in
-                    let query = self.insertQuery(jobs[...], notify: notify, committing: true)
-                    return try await self.insertChunk(jobs[...], query: query, on: connection, logger: logger)
+                    let statement = self.insertQuery(jobs[...], notify: notify, committing: true)
+                    return try await self.insertChunk(jobs[...], query: statement, on: connection, logger: logger)
                 }
             }
             // One transaction for every statement of the batch: all or nothing, and durable when this returns.
             return try await self.committed(logger: logger) { connection in
-                try await self.insertChunks(jobs, notify: notify, on: connection, logger: logger)
+                try await self.insertChunks(batch, notify: notify, on: connection, logger: logger)
             }
         }
     }
@@ -38,28 +39,36 @@ extension PostgresJobStore {
     ) async throws -> [EnqueuedJob] {
         guard !jobs.isEmpty else { return [] }
         return try await self.run("enqueuing \(jobs.count) job(s)") {
-            try await self.insertChunks(jobs, notify: notify, on: connection, logger: logger)
+            try await self.insertChunks(NewJobBatch(jobs), notify: notify, on: connection, logger: logger)
         }
     }
 
-    /// Inserts `jobs` a chunk per statement, encoding the next chunk while the current one runs.
+    /// Inserts `batch` a chunk per statement, building and encoding the next chunk while the current one runs.
     private func insertChunks(
-        _ jobs: [NewJob],
+        _ batch: NewJobBatch,
         notify: Bool,
         on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [EnqueuedJob] {
-        let chunks = stride(from: 0, to: jobs.count, by: Self.insertChunkSize).map {
-            jobs[$0..<min($0 + Self.insertChunkSize, jobs.count)]
+        let ranges = stride(from: 0, to: batch.count, by: Self.insertChunkSize).map {
+            $0..<min($0 + Self.insertChunkSize, batch.count)
         }
         var enqueued: [EnqueuedJob] = []
-        enqueued.reserveCapacity(jobs.count)
-        var next = self.insertQuery(chunks[0], notify: notify)
-        for index in chunks.indices {
-            let query = next
-            async let inserted = self.insertChunk(chunks[index], query: query, on: connection, logger: logger)
-            if index + 1 < chunks.count {
-                next = self.insertQuery(chunks[index + 1], notify: notify)
+        enqueued.reserveCapacity(batch.count)
+        var nextJobs = try batch.jobs(in: ranges[0])
+        var nextStatement = self.insertQuery(nextJobs[...], notify: notify)
+        for index in ranges.indices {
+            let (jobs, statement) = (nextJobs, nextStatement)
+            async let inserted = self.insertChunk(jobs[...], query: statement, on: connection, logger: logger)
+            if index + 1 < ranges.count {
+                do {
+                    nextJobs = try batch.jobs(in: ranges[index + 1])
+                    nextStatement = self.insertQuery(nextJobs[...], notify: notify)
+                } catch {
+                    // The statement in flight is abandoned with the transaction; wait for it to finish first.
+                    _ = try? await inserted
+                    throw error
+                }
             }
             enqueued += try await inserted
         }

@@ -270,6 +270,34 @@ import Testing
                     ])
                 }
             ),
+            // Large batches are built a statement at a time while the statements before are inserted: a bad
+            // member in a later statement rolls back the ones already sent.
+            (
+                .invalidQueueName,
+                {
+                    var requests = (0..<600).map { JobRequest(Echo(value: $0)) }
+                    requests[450] = JobRequest(Echo(value: 450), options: .init(queue: "bad queue"))
+                    try await db.client.jobs.enqueue(requests)
+                }
+            ),
+            (
+                .malformedArguments,
+                {
+                    // JSONEncoder refuses NaN.
+                    try await db.client.jobs.enqueue(
+                        contentsOf: (0..<600).map { Measure(value: $0 == 520 ? .nan : Double($0)) }
+                    )
+                }
+            ),
+            (
+                .argumentsTooLarge,
+                {
+                    let big = String(repeating: "x", count: 2 << 20)
+                    try await db.client.jobs.enqueue(
+                        contentsOf: (0..<600).map { Note(text: $0 == 599 ? big : "note \($0)") }
+                    )
+                }
+            ),
         ]
         for (code, operation) in cases {
             let error = await #expect(throws: ConveyorError.self) { try await operation() }
@@ -323,3 +351,13 @@ import Testing
 }
 
 private struct Rollback: Error {}
+
+private struct Measure: JobArguments {
+    static let kind = "test.measure"
+    var value: Double
+}
+
+private struct Note: JobArguments {
+    static let kind = "test.note"
+    var text: String
+}
