@@ -64,8 +64,9 @@ public final class ConveyorWorker: Service, Sendable {
         public var reaperInterval: Duration = .seconds(15)
         /// How long running handlers may take to finish on graceful shutdown (default 10 s).
         public var shutdownGracePeriod: Duration = .seconds(10)
-        /// The most results written in one statement (default 100).
-        public var completionBatchSize: Int = 100
+        /// The most results written in one statement (default 500). Finished jobs beyond two batches that wait to be
+        /// written hold back fetching, so a worker never runs further ahead of its writes than that.
+        public var completionBatchSize: Int = 500
         /// How long the completer waits for more results before writing a partial batch (default 1 ms).
         public var completionFlushInterval: Duration = .milliseconds(1)
         /// How often handler deadlines are checked (default 50 ms).

@@ -33,7 +33,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Reaper interval in seconds.") var reaper: Double = 15
     @Option(help: "Graceful shutdown period in seconds.") var grace: Double = 10
     @Option(help: "Base retry delay in seconds for the demo job types.") var retryDelay: Double = 1
-    @Option(help: "The most results written in one statement.") var completionBatch: Int = 100
+    @Option(help: "The most results written in one statement.") var completionBatch: Int = 500
     @Option(help: "How long results wait for a fuller batch, in milliseconds.") var completionFlushMs: Double = 1
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
 

@@ -35,6 +35,59 @@ import Testing
         #expect(layout == 200)
     }
 
+    @Test("a worker whose results cannot be written stops fetching two completion batches ahead of its writes")
+    func unwrittenResultsHoldBackFetching() async throws {
+        let db = try TestDatabase.get()
+        // Completions wait for an advisory lock that this test holds: handlers finish, their results cannot be
+        // written, and fetches (which do not take the lock) would go on leasing every job without backpressure.
+        try await db.execute(
+            """
+            CREATE FUNCTION {schema}.hold_completions() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.state = 'completed' THEN PERFORM pg_advisory_xact_lock_shared(hashtext(TG_TABLE_SCHEMA)); END IF;
+                RETURN NEW;
+            END $$
+            """
+        )
+        try await db.execute(
+            """
+            CREATE TRIGGER hold_completions BEFORE UPDATE ON {schema}.jobs
+            FOR EACH ROW EXECUTE FUNCTION {schema}.hold_completions()
+            """
+        )
+        let recorder = Recorder()
+        var registry = JobRegistry()
+        registry.register(Echo.self) { args, _ in recorder.append(args.value) }
+        try await db.client.jobs.enqueue(contentsOf: (0..<200).map { Echo(value: $0) })
+        var binds = PostgresBindings()
+        binds.append(db.schema)
+        try await db.postgres.withConnection { connection in
+            let lock = PostgresQuery(unsafeSQL: "SELECT pg_advisory_lock(hashtext($1))", binds: binds)
+            _ = try await connection.query(lock, logger: db.logger).collect()
+            try await db.withWorker(
+                registry,
+                configure: {
+                    $0.queues = ["default": .init(slots: 2, prefetch: 4)]
+                    $0.completionBatchSize = 5
+                    $0.pollInterval = .milliseconds(50)
+                }
+            ) { _ in
+                // At most 2 slots + 4 prefetched + 2 batches of 5 unwritten results are held.
+                try await db.waitUntil("the worker ran as far ahead as it may") { recorder.all.count >= 10 }
+                // A window for fetches that should not happen: twenty poll ticks and the lanes' own wake-ups.
+                try await Task.sleep(for: .seconds(1))
+                #expect(recorder.all.count <= 16)
+                #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'") <= 16)
+                let unlock = PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(hashtext($1))", binds: binds)
+                _ = try await connection.query(unlock, logger: db.logger).collect()
+                try await db.waitUntil("every job completed once written") {
+                    try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'") == 200
+                }
+            }
+        }
+        #expect(recorder.all.sorted() == Array(0..<200))
+    }
+
     @Test("a handler sees the job's tags, namespace and attempt in its context")
     func contextCarriesTheJob() async throws {
         let db = try TestDatabase.get()

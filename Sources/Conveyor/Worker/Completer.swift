@@ -62,7 +62,7 @@ final class Completer: Sendable {
                         metadata: ["fenced": "\(batch.count - written.count)"]
                     )
                 }
-                self.inFlight.remove(batch.map(\.lease.id))
+                self.inFlight.remove(batch.map(\.lease))
             } catch {
                 if Task.isCancelled { return }
                 failures += 1

@@ -98,37 +98,74 @@ final class InFlightJobs: Sendable {
         let task: UnsafeCurrentTask
     }
 
-    private let executions = Mutex<[JobID: Execution]>([:])
-
-    func insert(_ execution: Execution) {
-        self.executions.withLock { $0[execution.job.id] = execution }
+    private struct Held {
+        var byID: [JobID: Execution] = [:]
+        /// Entries of `byID` per queue.
+        var perQueue: [String: Int] = [:]
     }
 
-    func remove(_ ids: some Sequence<JobID>) {
-        self.executions.withLock { executions in
-            for id in ids { executions.removeValue(forKey: id) }
+    private let held = Mutex(Held())
+    /// Called with no lock held after jobs of a queue were removed (their results written).
+    private let removalHandlers = Mutex<[String: @Sendable () -> Void]>([:])
+
+    func insert(_ executions: [Execution]) {
+        self.held.withLock { held in
+            for execution in executions {
+                // A job fetched again before the result of its previous attempt left the set replaces that entry.
+                if let replaced = held.byID.updateValue(execution, forKey: execution.job.id) {
+                    held.perQueue[replaced.job.queue, default: 0] -= 1
+                }
+                held.perQueue[execution.job.queue, default: 0] += 1
+            }
         }
     }
 
+    /// Removes the executions that still hold `leases`. An entry that a newer attempt of the same job replaced stays:
+    /// the result written for the old attempt says nothing about the new one.
+    func remove(_ leases: some Sequence<JobLease>) {
+        let queues = self.held.withLock { held in
+            var queues: Set<String> = []
+            for lease in leases {
+                guard let execution = held.byID[lease.id], execution.job.leaseToken == lease.token else { continue }
+                held.byID[lease.id] = nil
+                held.perQueue[execution.job.queue, default: 0] -= 1
+                queues.insert(execution.job.queue)
+            }
+            return queues
+        }
+        let handlers = self.removalHandlers.withLock { handlers in queues.compactMap { handlers[$0] } }
+        for handler in handlers { handler() }
+    }
+
+    /// Calls `handler` whenever jobs of `queue` leave the set (replacing an earlier handler for the queue).
+    func onRemoval(queue: String, _ handler: @escaping @Sendable () -> Void) {
+        self.removalHandlers.withLock { $0[queue] = handler }
+    }
+
+    /// The jobs of `queue` fetched and not yet written back: buffered, running, or waiting for the completer.
+    func held(queue: String) -> Int {
+        self.held.withLock { $0.perQueue[queue] ?? 0 }
+    }
+
     func execution(_ id: JobID) -> Execution? {
-        self.executions.withLock { $0[id] }
+        self.held.withLock { $0.byID[id] }
     }
 
     var leases: [JobLease] {
-        self.executions.withLock { $0.values.map(\.lease) }
+        self.held.withLock { $0.byID.values.map(\.lease) }
     }
 
     /// Running handlers (started, not yet finished) of `queue`.
     func running(queue: String) -> [Execution] {
-        self.executions.withLock { executions in
-            executions.values.filter { $0.job.queue == queue && $0.isRunning }
+        self.held.withLock { held in
+            held.byID.values.filter { $0.job.queue == queue && $0.isRunning }
         }
     }
 
     /// Stops every running handler whose deadline passed.
     func stopOverdue(now: ContinuousClock.Instant) {
-        let overdue = self.executions.withLock { executions in
-            executions.values.filter { $0.isOverdue(now: now) }
+        let overdue = self.held.withLock { held in
+            held.byID.values.filter { $0.isOverdue(now: now) }
         }
         for execution in overdue {
             execution.stop(.timeout)

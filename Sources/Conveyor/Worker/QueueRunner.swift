@@ -18,8 +18,7 @@ import Synchronization
 /// running handlers, then cancels the rest; their jobs are released back to `available` as well.
 final class QueueRunner: Sendable {
     struct State {
-        var buffer: [InFlightJobs.Execution] = []
-        var bufferStart = 0
+        var buffer = FetchedBuffer<InFlightJobs.Execution>()
         var executing = 0
         var lanes = 0
         /// The last fetch filled the free capacity, or a wake-up said new work arrived.
@@ -32,17 +31,10 @@ final class QueueRunner: Sendable {
         var fetchNanoseconds: Double = 0
         var jobNanoseconds: Double = 0
 
-        var buffered: Int { self.buffer.count - self.bufferStart }
+        var buffered: Int { self.buffer.count }
 
         mutating func takeBuffered() -> InFlightJobs.Execution? {
-            guard self.bufferStart < self.buffer.count else { return nil }
-            let next = self.buffer[self.bufferStart]
-            self.bufferStart += 1
-            if self.bufferStart == self.buffer.count {
-                self.buffer.removeAll(keepingCapacity: true)
-                self.bufferStart = 0
-            }
-            return next
+            self.buffer.takeFirst()
         }
     }
 
@@ -52,12 +44,22 @@ final class QueueRunner: Sendable {
     private let worker: WorkerRuntime
     private let signal = WakeSignal()
     private let state = Mutex(State())
+    /// Results that may wait for the completer before they hold back fetching (see ``fetchLimit(_:)``).
+    private let completionAllowance: Int
 
     init(queue: String, slots: Int, prefetch: Int, worker: WorkerRuntime) {
         self.queue = queue
         self.slots = slots
         self.maximumPrefetch = prefetch
         self.worker = worker
+        self.completionAllowance = 2 * worker.configuration.completionBatchSize
+        worker.inFlight.onRemoval(queue: queue) { [weak self] in self?.resultsWritten() }
+    }
+
+    /// The completer wrote results of this queue: a fetch held back by unwritten results may go ahead.
+    private func resultsWritten() {
+        let wake = self.state.withLock { state in state.mayHaveMore && self.fetchLimit(state) > 0 }
+        if wake { self.signal.wake() }
     }
 
     /// New work may be waiting (a notification or a poll tick).
@@ -87,7 +89,7 @@ final class QueueRunner: Sendable {
                     let jobs = await self.fetch(limit: limit)
                     let fetchTime = Double((ContinuousClock.now - fetchStart).wholeNanoseconds)
                     let executions = jobs.map { InFlightJobs.Execution(job: $0) }
-                    for execution in executions { self.worker.inFlight.insert(execution) }
+                    self.worker.inFlight.insert(executions)
                     self.state.withLock { state in
                         state.fetchNanoseconds = Self.average(state.fetchNanoseconds, fetchTime)
                         state.buffer.append(contentsOf: executions)
@@ -114,11 +116,16 @@ final class QueueRunner: Sendable {
 
     /// How many jobs to fetch now: 0 unless more work may wait and either a slot would idle or at least half the
     /// capacity is free.
+    ///
+    /// Finished jobs whose results the completer has not written yet still hold leases. Beyond an allowance of two
+    /// completion batches they take capacity too, so a worker whose handlers finish faster than results can be
+    /// written fetches only as fast as they are written, instead of holding ever more jobs (and memory).
     private func fetchLimit(_ state: State) -> Int {
         guard state.mayHaveMore, !state.shuttingDown else { return 0 }
         let capacity = self.slots + self.prefetch(state)
         let held = state.executing + state.buffered
-        let free = capacity - held
+        let unwritten = self.worker.inFlight.held(queue: self.queue) - held
+        let free = capacity - held - max(0, unwritten - self.completionAllowance)
         guard free > 0 else { return 0 }
         if held < self.slots || free * 2 >= capacity { return free }
         return 0
