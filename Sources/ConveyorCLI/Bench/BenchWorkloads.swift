@@ -152,6 +152,9 @@ struct BenchWorkloads: Sendable {
         let (schema, client) = try await env.freshSchema("w2")
         let file = NSTemporaryDirectory() + "conveyor-bench-\(schema).txt"
         defer { try? FileManager.default.removeItem(atPath: file) }
+        // Like a drain, W2 starts without the previous workload's checkpoint pending: one that ran during the
+        // samples put its data-file flushes beside every commit's WAL flush.
+        try await env.postgres.query(PostgresQuery(unsafeSQL: "CHECKPOINT"))
         let workers = try env.startWorkers(1, schema: schema)
         defer { workers.forEach { $0.stop() } }
         try await env.waitListening(schema, count: 1)
@@ -199,6 +202,8 @@ struct BenchWorkloads: Sendable {
         let (schema, client) = try await env.freshSchema("w5")
         let file = NSTemporaryDirectory() + "conveyor-bench-\(schema).txt"
         defer { try? FileManager.default.removeItem(atPath: file) }
+        // Starts without the previous workloads' checkpoint pending; checkpoints of its own run fall where they do.
+        try await env.postgres.query(PostgresQuery(unsafeSQL: "CHECKPOINT"))
         let workers = try env.startWorkers(self.processes, schema: schema)
         defer { workers.forEach { $0.stop() } }
         try await env.waitListening(schema, count: self.processes)
