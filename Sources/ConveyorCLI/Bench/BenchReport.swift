@@ -102,13 +102,13 @@ struct BenchReport: Codable {
         )
         print("")
         let header =
-            "figure".padding(36) + " " + "median".leftPadding(12) + " " + "min".leftPadding(12) + " "
+            "figure".padding(Self.nameWidth) + " " + "median".leftPadding(12) + " " + "min".leftPadding(12) + " "
             + "max".leftPadding(12) + "  unit".padding(11) + " ceiling share"
         print(header)
         print(String(repeating: "-", count: header.count))
         for figure in self.figures {
             var line =
-                figure.name.padding(36) + " " + Self.format(figure.median).leftPadding(12) + " "
+                figure.name.padding(Self.nameWidth) + " " + Self.format(figure.median).leftPadding(12) + " "
                 + Self.format(figure.min).leftPadding(12) + " " + Self.format(figure.max).leftPadding(12) + "  "
                 + figure.unit.padding(9)
             if let share = figure.share, let ceiling = figure.ceiling {
@@ -124,6 +124,9 @@ struct BenchReport: Codable {
             }
         }
     }
+
+    /// The figure column: the longest name, "W1 enqueue, batches of 1000 from 4 tasks", and a space.
+    static let nameWidth = 41
 
     static func format(_ value: Double) -> String {
         value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value)
