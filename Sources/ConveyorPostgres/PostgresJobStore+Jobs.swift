@@ -8,7 +8,8 @@ extension PostgresJobStore {
     // MARK: Insert
 
     /// Rows per insert statement. A larger batch goes in as several statements in one transaction, and each
-    /// statement's binds are encoded while the server inserts the rows before, so client and server work at once.
+    /// statement's jobs are built and encoded while the server inserts the rows before, so client and server work
+    /// at once.
     static let insertChunkSize = 250
 
     public func insert(_ batch: NewJobBatch, notify: Bool, logger: Logger) async throws -> [EnqueuedJob] {
@@ -19,7 +20,7 @@ extension PostgresJobStore {
                 let jobs = try batch.jobs(in: 0..<batch.count)
                 return try await self.client.withConnection { connection in
                     let statement = self.insertQuery(jobs[...], notify: notify, committing: true)
-                    return try await self.insertChunk(jobs[...], query: statement, on: connection, logger: logger)
+                    return try await self.insertChunk(jobs[...], statement: statement, on: connection, logger: logger)
                 }
             }
             // One transaction for every statement of the batch: all or nothing, and durable when this returns.
@@ -72,7 +73,7 @@ extension PostgresJobStore {
         var nextStatement = makeStatement(for: nextJobs)
         for index in ranges.indices {
             let (jobs, statement) = (nextJobs, nextStatement)
-            async let inserted = self.insertChunk(jobs[...], query: statement, on: connection, logger: logger)
+            async let inserted = self.insertChunk(jobs[...], statement: statement, on: connection, logger: logger)
             if index + 1 < ranges.count {
                 do {
                     nextJobs = try batch.jobs(in: ranges[index + 1])
@@ -129,7 +130,7 @@ extension PostgresJobStore {
     /// Runs one chunk's insert and maps its result back to the chunk's jobs, in order.
     private func insertChunk(
         _ jobs: ArraySlice<NewJob>,
-        query statement: InsertStatement,
+        statement: InsertStatement,
         on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [EnqueuedJob] {
