@@ -34,7 +34,8 @@ public protocol JobStore: Sendable {
     func complete(_ completions: [JobCompletion], logger: Logger) async throws -> [JobID]
 
     /// Extends the leases of jobs still held by `workerID`. Returns which of them a client asked to cancel and
-    /// which are no longer held.
+    /// which are no longer held. It never waits for a row another statement has locked (a result being written):
+    /// such a lease is left as it is until the next heartbeat.
     func heartbeat(
         _ leases: [JobLease],
         workerID: String,

@@ -62,20 +62,34 @@ struct Statements: Sendable {
             CALL \(s).complete_committed($1, $2, $3, $4, $5, $6, $7, $8, $9::integer[], $10, $11, NULL)
             """
 
-        // One statement per heartbeat for every lease the process holds. Rows not returned by the UPDATE are
-        // leases this worker lost. The unique lease token alone proves the lease (see complete_jobs).
+        // One statement per heartbeat for every lease the process holds. The unique lease token alone proves the
+        // lease (see complete_jobs). Rows that another statement has locked (the completer writing their results,
+        // typically) are skipped, not waited for: waiting let a heartbeat and a completion batch each lock rows the
+        // other wanted, a deadlock that PostgreSQL breaks only after deadlock_timeout (1 s), and completions
+        // stalled for a second or more each time. A skipped row whose token still matches is reported held (0)
+        // without an extension; a row whose token no longer matches is a lost lease (-1).
         self.heartbeat = """
             WITH held AS (
                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS h(id, token)
             ),
+            free AS (
+                SELECT j.id
+                FROM \(s).jobs j JOIN held ON j.id = held.id AND j.lease_token = held.token
+                FOR UPDATE OF j SKIP LOCKED
+            ),
             extended AS (
                 UPDATE \(s).jobs j
                 SET lease_expires_at = now() + $3 * interval '1 millisecond'
-                FROM held
-                WHERE j.id = held.id AND j.lease_token = held.token
+                FROM free
+                WHERE j.id = free.id
                 RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested
             )
-            SELECT held.id, coalesce(extended.cancel_requested::int, -1)
+            SELECT held.id,
+                   CASE WHEN extended.id IS NOT NULL THEN extended.cancel_requested::int
+                        WHEN EXISTS (SELECT 1 FROM \(s).jobs j WHERE j.id = held.id AND j.lease_token = held.token)
+                            THEN 0
+                        ELSE -1
+                   END
             FROM held LEFT JOIN extended ON extended.id = held.id
             """
 

@@ -104,6 +104,61 @@ import Testing
         #expect(job.attempts.map(\.worker) == ["dead-worker", "new-owner"])
     }
 
+    @Test("a heartbeat skips a leased row that another transaction has locked instead of waiting for it")
+    func heartbeatSkipsLockedRows() async throws {
+        let db = try TestDatabase.get()
+        try await db.client.jobs.enqueue(contentsOf: [Echo(value: 1), Echo(value: 2)])
+        let leased = try await db.store.fetch(
+            queue: "default",
+            limit: 2,
+            workerID: "w",
+            leaseDuration: .seconds(30),
+            logger: db.logger
+        )
+        try #require(leased.count == 2)
+        let (locked, free) = (leased[0], leased[1])
+        let leases = leased.map { JobLease(id: $0.id, token: $0.leaseToken) }
+        let expiry = "SELECT (extract(epoch FROM lease_expires_at) * 1000000)::bigint FROM {schema}.jobs WHERE id = $1"
+        func expiresAt(_ job: FetchedJob) async throws -> Int {
+            var binds = PostgresBindings()
+            binds.append(job.id.rawValue)
+            return try await db.scalar(expiry, binds)
+        }
+        let before = (locked: try await expiresAt(locked), free: try await expiresAt(free))
+        // Another transaction holds the first row, as a completion being written does. Waiting for it let a
+        // heartbeat and a completion batch deadlock; the heartbeat must return while the lock is held. (If it
+        // waits, the lock is let go after 10 s so that the test fails instead of hanging.)
+        try await db.postgres.withConnection { connection in
+            var binds = PostgresBindings()
+            binds.append(locked.id.rawValue)
+            _ = try await connection.query("BEGIN", logger: db.logger)
+            let lock = PostgresQuery(
+                unsafeSQL: "SELECT id FROM \"\(db.schema)\".jobs WHERE id = $1 FOR UPDATE",
+                binds: binds
+            )
+            _ = try await connection.query(lock, logger: db.logger).collect()
+            let beat = try await withThrowingTaskGroup(of: HeartbeatResult?.self) { group in
+                group.addTask {
+                    try await db.store.heartbeat(leases, workerID: "w", leaseDuration: .seconds(60), logger: db.logger)
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(10))
+                    return nil
+                }
+                let first = try await group.next() ?? nil
+                if first == nil { _ = try await connection.query("COMMIT", logger: db.logger) }
+                group.cancelAll()
+                return first
+            }
+            _ = try await connection.query("COMMIT", logger: db.logger)
+            let result = try #require(beat, "the heartbeat waited for the locked row")
+            #expect(result.lost.isEmpty)
+            #expect(result.cancelRequested.isEmpty)
+        }
+        #expect(try await expiresAt(locked) == before.locked)
+        #expect(try await expiresAt(free) > before.free)
+    }
+
     @Test("the reaper of a running worker takes back an expired lease and the job runs again")
     func reaperRetriesExpiredLeases() async throws {
         let db = try TestDatabase.get()
