@@ -120,12 +120,7 @@ public struct JobRequest: Sendable {
 
     public init<Arguments: JobArguments>(_ arguments: Arguments, options: JobOptions = JobOptions()) {
         self.make = { client in try client.makeNewJob(arguments, options: options) }
-        let merged = options.merged(over: Arguments.defaultOptions)
-        self.group = NewJobBatch.Group(
-            queue: merged.queue ?? NewJob.Defaults.queue,
-            kind: Arguments.kind,
-            runsAtOnce: merged.runsAtOnce
-        )
+        self.group = NewJobBatch.Group(kind: Arguments.kind, options: options.merged(over: Arguments.defaultOptions))
     }
 
     /// A request from a kind and raw JSON arguments (validated as JSON when the batch is built).
@@ -138,11 +133,7 @@ public struct JobRequest: Sendable {
                 maximumArgumentBytes: client.configuration.maximumArgumentBytes
             )
         }
-        self.group = NewJobBatch.Group(
-            queue: options.queue ?? NewJob.Defaults.queue,
-            kind: kind,
-            runsAtOnce: options.runsAtOnce
-        )
+        self.group = NewJobBatch.Group(kind: kind, options: options)
     }
 }
 
@@ -191,12 +182,7 @@ extension ConveyorClient {
             options: JobOptions = JobOptions()
         ) async throws -> [EnqueuedJob] {
             let client = self.client
-            let merged = options.merged(over: Arguments.defaultOptions)
-            let group = NewJobBatch.Group(
-                queue: merged.queue ?? NewJob.Defaults.queue,
-                kind: Arguments.kind,
-                runsAtOnce: merged.runsAtOnce
-            )
+            let group = NewJobBatch.Group(kind: Arguments.kind, options: options.merged(over: Arguments.defaultOptions))
             let batch = NewJobBatch(count: arguments.count, groups: [group: arguments.count]) { range in
                 try client.makeNewJobs(arguments[range], options: options)
             }
@@ -225,7 +211,6 @@ extension ConveyorClient {
             let client = self.client
             var plan = NotificationCoalescer.Plan(notifyNow: false, trailing: [])
             if client.configuration.notifyOnInsert {
-                // Only jobs that can run at once need a wake-up; scheduled ones are found by polling when due.
                 plan = client.notifications.plan(queues: batch.queuesToWake)
             }
             let result = try await client.store.insert(batch, notify: plan.notifyNow, logger: client.logger)

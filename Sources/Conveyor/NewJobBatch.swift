@@ -11,6 +11,20 @@ public struct NewJobBatch: Sendable {
         public var kind: String
         /// Whether any of them can run as soon as the insert commits (no run time and no delay).
         public var runsAtOnce: Bool
+
+        /// The group of jobs of `kind` with `options` (already merged over the type's defaults), known without
+        /// building a job.
+        init(kind: String, options: JobOptions) {
+            self.queue = options.queue ?? NewJob.Defaults.queue
+            self.kind = kind
+            self.runsAtOnce = options.runAt == nil && (options.delay?.wholeMilliseconds ?? 0) == 0
+        }
+
+        init(_ job: NewJob) {
+            self.queue = job.queue
+            self.kind = job.kind
+            self.runsAtOnce = job.runsAtOnce
+        }
     }
 
     /// The number of jobs.
@@ -23,14 +37,7 @@ public struct NewJobBatch: Sendable {
     public init(_ jobs: [NewJob]) {
         self.count = jobs.count
         var groups: [Group: Int] = [:]
-        for job in jobs {
-            let group = Group(
-                queue: job.queue,
-                kind: job.kind,
-                runsAtOnce: job.runAt == nil && job.delayMilliseconds == 0
-            )
-            groups[group, default: 0] += 1
-        }
+        for job in jobs { groups[Group(job), default: 0] += 1 }
         self.groups = groups
         self.build = { range in Array(jobs[range]) }
     }
@@ -55,10 +62,8 @@ public struct NewJobBatch: Sendable {
     }
 }
 
-extension JobOptions {
-    /// Whether a job with these options (already merged over its type's defaults) may run as soon as it is
-    /// inserted, as ``NewJob`` decides it.
-    var runsAtOnce: Bool {
-        self.runAt == nil && (self.delay?.wholeMilliseconds ?? 0) == 0
-    }
+extension NewJob {
+    /// Whether the job can run as soon as its insert commits: no run time and no delay. Only such jobs need a
+    /// wake-up; scheduled ones are found by polling when due.
+    public var runsAtOnce: Bool { self.runAt == nil && self.delayMilliseconds == 0 }
 }

@@ -63,7 +63,7 @@ extension PostgresJobStore {
         func makeStatement(for jobs: [NewJob]) -> InsertStatement {
             var wakes = false
             if notify {
-                for job in jobs where job.runAt == nil && job.delayMilliseconds == 0 {
+                for job in jobs where job.runsAtOnce {
                     if woken.insert(job.queue).inserted { wakes = true }
                 }
             }

@@ -8,14 +8,7 @@ import Testing
 @Suite(.database) struct LeaseTests {
     /// Fetches as a worker that then goes silent, with a lease that expires almost at once.
     func fetchAsDeadWorker(_ db: TestDatabase, queue: String = "default") async throws -> FetchedJob {
-        let jobs = try await db.store.fetch(
-            queue: queue,
-            limit: 1,
-            workerID: "dead-worker",
-            leaseDuration: .milliseconds(1),
-            logger: db.logger
-        )
-        return try #require(jobs.first)
+        try #require(try await db.lease(queue: queue, as: "dead-worker", for: .milliseconds(1)).first)
     }
 
     @Test("a worker whose lease was taken over cannot overwrite the new owner's result")
@@ -47,15 +40,7 @@ import Testing
             logger: db.logger
         )
         #expect(reaped == [enqueued.id])
-        let current = try #require(
-            try await db.store.fetch(
-                queue: "default",
-                limit: 1,
-                workerID: "new-owner",
-                leaseDuration: .seconds(30),
-                logger: db.logger
-            ).first
-        )
+        let current = try #require(try await db.lease(as: "new-owner", for: .seconds(30)).first)
         #expect(current.attempt == 2)
         #expect(current.leaseToken != stale.leaseToken)
 
@@ -108,13 +93,7 @@ import Testing
     func heartbeatSkipsLockedRows() async throws {
         let db = try TestDatabase.get()
         try await db.client.jobs.enqueue(contentsOf: [Echo(value: 1), Echo(value: 2)])
-        let leased = try await db.store.fetch(
-            queue: "default",
-            limit: 2,
-            workerID: "w",
-            leaseDuration: .seconds(30),
-            logger: db.logger
-        )
+        let leased = try await db.lease(2, as: "w", for: .seconds(30))
         try #require(leased.count == 2)
         let (locked, free) = (leased[0], leased[1])
         let leases = leased.map { JobLease(id: $0.id, token: $0.leaseToken) }

@@ -355,13 +355,7 @@ import Testing
         let job = try await db.client.jobs.enqueue(Echo(value: 1))
         let other = try await db.client.jobs.enqueue(Echo(value: 2), options: .init(queue: "other"))
         // The fetch itself refuses a paused queue, whoever asks.
-        let fetched = try await db.store.fetch(
-            queue: "default",
-            limit: 10,
-            workerID: "probe",
-            leaseDuration: .seconds(30),
-            logger: db.logger
-        )
+        let fetched = try await db.lease(10, as: "probe", for: .seconds(30))
         #expect(fetched.isEmpty)
         try await db.withWorker(
             registry,

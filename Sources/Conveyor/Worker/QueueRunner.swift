@@ -30,12 +30,6 @@ final class QueueRunner: Sendable {
         /// Moving averages, in nanoseconds, of one fetch round trip and one handler run.
         var fetchNanoseconds: Double = 0
         var jobNanoseconds: Double = 0
-
-        var buffered: Int { self.buffer.count }
-
-        mutating func takeBuffered() -> InFlightJobs.Execution? {
-            self.buffer.takeFirst()
-        }
     }
 
     let queue: String
@@ -101,7 +95,7 @@ final class QueueRunner: Sendable {
                 }
                 // A lane per busy slot; also replaces lanes that ended because their handler was stopped.
                 let newLanes = self.state.withLock { state -> Int in
-                    let lanes = min(self.slots - state.lanes, state.buffered)
+                    let lanes = min(self.slots - state.lanes, state.buffer.count)
                     state.lanes += lanes
                     return lanes
                 }
@@ -123,7 +117,7 @@ final class QueueRunner: Sendable {
     private func fetchLimit(_ state: State) -> Int {
         guard state.mayHaveMore, !state.shuttingDown else { return 0 }
         let capacity = self.slots + self.prefetch(state)
-        let held = state.executing + state.buffered
+        let held = state.executing + state.buffer.count
         let unwritten = self.worker.inFlight.held(queue: self.queue) - held
         let free = capacity - held - max(0, unwritten - self.completionAllowance)
         guard free > 0 else { return 0 }
@@ -149,7 +143,7 @@ final class QueueRunner: Sendable {
     private func lane() async {
         while true {
             let next = self.state.withLock { state -> InFlightJobs.Execution? in
-                guard !state.shuttingDown, let next = state.takeBuffered() else {
+                guard !state.shuttingDown, let next = state.buffer.takeFirst() else {
                     state.lanes -= 1
                     return nil
                 }
@@ -203,7 +197,7 @@ final class QueueRunner: Sendable {
         let unstarted = self.state.withLock { state -> [InFlightJobs.Execution] in
             state.shuttingDown = true
             var unstarted: [InFlightJobs.Execution] = []
-            while let execution = state.takeBuffered() { unstarted.append(execution) }
+            while let execution = state.buffer.takeFirst() { unstarted.append(execution) }
             return unstarted
         }
         for execution in unstarted {

@@ -30,15 +30,7 @@ struct BenchWorkloads: Sendable {
         let batchSize = 1000
         let enqueueCPU = (postgres: ProcessCPU.postgresSeconds(), bench: ProcessCPU.seconds(pid: getpid()))
         let start = clock.now
-        var remaining = self.jobs
-        while remaining > 0 {
-            let count = min(batchSize, remaining)
-            try await client.jobs.enqueue(
-                contentsOf: Array(repeating: BenchJobs.Noop(), count: count),
-                options: .init(queue: "bench")
-            )
-            remaining -= count
-        }
+        try await Self.enqueueNoops(self.jobs, inBatchesOf: batchSize, queue: "bench", client: client)
         let enqueueSeconds = (clock.now - start).inSeconds
         let enqueuePostgresCPU = ProcessCPU.postgresSeconds() - enqueueCPU.postgres
         let enqueueBenchCPU = ProcessCPU.seconds(pid: getpid()) - enqueueCPU.bench
@@ -113,15 +105,12 @@ struct BenchWorkloads: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for caller in 0..<callers {
                     group.addTask {
-                        var remaining = self.jobs / callers + (caller < self.jobs % callers ? 1 : 0)
-                        while remaining > 0 {
-                            let count = min(batchSize, remaining)
-                            try await client.jobs.enqueue(
-                                contentsOf: Array(repeating: BenchJobs.Noop(), count: count),
-                                options: .init(queue: "bench-concurrent")
-                            )
-                            remaining -= count
-                        }
+                        try await Self.enqueueNoops(
+                            self.jobs / callers + (caller < self.jobs % callers ? 1 : 0),
+                            inBatchesOf: batchSize,
+                            queue: "bench-concurrent",
+                            client: client
+                        )
                     }
                 }
                 try await group.waitForAll()
@@ -142,6 +131,24 @@ struct BenchWorkloads: Sendable {
             ]
         }
         return figures
+    }
+
+    /// Enqueues `count` no-op jobs on `queue`, one call (and transaction) per batch, one call after another.
+    private static func enqueueNoops(
+        _ count: Int,
+        inBatchesOf batchSize: Int,
+        queue: String,
+        client: ConveyorClient
+    ) async throws {
+        var remaining = count
+        while remaining > 0 {
+            let batch = min(batchSize, remaining)
+            try await client.jobs.enqueue(
+                contentsOf: Array(repeating: BenchJobs.Noop(), count: batch),
+                options: .init(queue: queue)
+            )
+            remaining -= batch
+        }
     }
 
     private func prefillFinished(_ rows: Int, schema: String) async throws {

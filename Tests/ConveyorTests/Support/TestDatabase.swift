@@ -101,6 +101,22 @@ struct TestDatabase: Sendable {
         )
     }
 
+    /// Leases up to `limit` jobs of `queue` as worker `workerID` would, without running them.
+    func lease(
+        _ limit: Int = 1,
+        queue: String = "default",
+        as workerID: String,
+        for duration: Duration
+    ) async throws -> [FetchedJob] {
+        try await self.store.fetch(
+            queue: queue,
+            limit: limit,
+            workerID: workerID,
+            leaseDuration: duration,
+            logger: self.logger
+        )
+    }
+
     /// One integer from a query, such as a count.
     func scalar(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) async throws -> Int {
         for try await value in try await self.execute(sql, binds).decode(Int.self) {
