@@ -9,8 +9,10 @@ public struct NewJobBatch: Sendable {
     public struct Group: Hashable, Sendable {
         public var queue: String
         public var kind: String
-        /// Whether any of them can run as soon as the insert commits (no run time and no delay).
+        /// Whether they can run as soon as the insert commits (no run time and no delay).
         public var runsAtOnce: Bool
+        /// Whether they have no unique key and no replay link: plain rows that no insert needs to check.
+        public var isPlain: Bool
 
         /// The group of jobs of `kind` with `options` (already merged over the type's defaults), known without
         /// building a job.
@@ -18,12 +20,14 @@ public struct NewJobBatch: Sendable {
             self.queue = options.queue ?? NewJob.Defaults.queue
             self.kind = kind
             self.runsAtOnce = options.runAt == nil && (options.delay?.wholeMilliseconds ?? 0) == 0
+            self.isPlain = options.uniqueKey == nil
         }
 
         init(_ job: NewJob) {
             self.queue = job.queue
             self.kind = job.kind
             self.runsAtOnce = job.runsAtOnce
+            self.isPlain = job.isPlain
         }
     }
 
@@ -56,6 +60,12 @@ public struct NewJobBatch: Sendable {
         try self.build(range)
     }
 
+    /// Whether every job can run at once and is plain: the batch is rows with nothing to compute or check at
+    /// insert time, which a store may copy in rather than insert.
+    public var isPlainAndRunsAtOnce: Bool {
+        self.groups.keys.allSatisfy { $0.runsAtOnce && $0.isPlain }
+    }
+
     /// The queues that a notification should wake when the batch commits.
     public var queuesToWake: Set<String> {
         Set(self.groups.keys.lazy.filter(\.runsAtOnce).map(\.queue))
@@ -66,4 +76,7 @@ extension NewJob {
     /// Whether the job can run as soon as its insert commits: no run time and no delay. Only such jobs need a
     /// wake-up; scheduled ones are found by polling when due.
     public var runsAtOnce: Bool { self.runAt == nil && self.delayMilliseconds == 0 }
+
+    /// Whether the job has no unique key and no replay link.
+    public var isPlain: Bool { self.uniqueKey == nil && self.replayOf == nil }
 }

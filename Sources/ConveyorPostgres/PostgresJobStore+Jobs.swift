@@ -12,6 +12,10 @@ extension PostgresJobStore {
     /// at once.
     static let insertChunkSize = 250
 
+    /// Jobs per COPY message of a large batch: each message's jobs are built while the server copies the ones
+    /// before.
+    static let copyChunkSize = 1000
+
     public func insert(_ batch: NewJobBatch, notify: Bool, logger: Logger) async throws -> [EnqueuedJob] {
         guard batch.count > 0 else { return [] }
         return try await self.run("enqueuing \(batch.count) job(s)") {
@@ -23,9 +27,13 @@ extension PostgresJobStore {
                     return try await self.insertChunk(jobs[...], statement: statement, on: connection, logger: logger)
                 }
             }
-            // One transaction for every statement of the batch: all or nothing, and durable when this returns.
+            // One transaction for the whole batch: all or nothing, and durable when this returns.
             return try await self.committed(logger: logger) { connection in
-                try await self.insertChunks(batch, notify: notify, on: connection, logger: logger)
+                if batch.isPlainAndRunsAtOnce {
+                    try await self.copy(batch, notify: notify, on: connection, logger: logger)
+                } else {
+                    try await self.insertChunks(batch, notify: notify, on: connection, logger: logger)
+                }
             }
         }
     }
@@ -89,6 +97,65 @@ extension PostgresJobStore {
         return enqueued
     }
 
+    /// The columns a copied job supplies; the others take their defaults (state `available`, `run_at` and
+    /// `created_at` the transaction's time, no attempts yet), as an insert of a job that runs at once sets them.
+    private static let copyColumns = [
+        "id", "kind", "queue", "namespace", "args", "priority", "max_attempts", "timeout_ms", "tags",
+    ]
+
+    /// Copies `batch` (plain jobs that run at once) into the table with `COPY … FROM STDIN`, inside the
+    /// connection's transaction.
+    ///
+    /// COPY skips what an `INSERT … SELECT` spends per row on the bound arrays and the projection. Measured with
+    /// psql, 20,000 rows in one transaction: 300-390 ms as 80 insert statements, 160-230 ms as the id draw
+    /// (11-15 ms) and one COPY; the bench's single call of 20,000 went from 47-49k to 82-98k jobs/s. The ids are
+    /// drawn first, in input order, since COPY returns none.
+    private func copy(
+        _ batch: NewJobBatch,
+        notify: Bool,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [EnqueuedJob] {
+        var binds = PostgresBindings(capacity: 4)
+        binds.append(batch.count)
+        binds.append(self.schema.insertChannel)
+        binds.append(notify ? batch.queuesToWake.sorted() : [String]())
+        binds.append(self.schema.quoted)
+        var ids: [Int64] = []
+        let prepared = try await connection.query(
+            PostgresQuery(unsafeSQL: self.statements.copyPreparation, binds: binds),
+            logger: logger
+        )
+        for try await (reserved, _, _) in prepared.decode(([Int64], Int64, String).self) {
+            ids = reserved
+        }
+        guard ids.count == batch.count else {
+            throw ConveyorError(.databaseError, "reserved \(ids.count) ids for \(batch.count) jobs")
+        }
+        try await connection.copyFrom(table: "jobs", columns: Self.copyColumns, logger: logger) { writer in
+            var start = 0
+            while start < batch.count {
+                let range = start..<min(start + Self.copyChunkSize, batch.count)
+                let jobs = try batch.jobs(in: range)
+                var rows = ByteBuffer()
+                rows.reserveCapacity(jobs.count * 96)
+                for (id, job) in zip(ids[range], jobs) {
+                    guard job.isPlain, job.runsAtOnce else {
+                        throw ConveyorError(
+                            .invalidOption,
+                            "job \(range.lowerBound) of the batch has a unique key, replay link or run time its "
+                                + "request did not declare"
+                        )
+                    }
+                    CopyText.appendRow(id: id, job: job, to: &rows)
+                }
+                try await writer.write(rows)
+                start = range.upperBound
+            }
+        }
+        return ids.map { EnqueuedJob(id: JobID($0), isDuplicate: false) }
+    }
+
     /// One chunk's insert statement, and whether it is the plain one (no job has a unique key or replay link).
     private struct InsertStatement {
         var query: PostgresQuery
@@ -97,7 +164,7 @@ extension PostgresJobStore {
 
     /// The insert of `jobs`: inside the connection's transaction, or `committing` on its own.
     private func insertQuery(_ jobs: ArraySlice<NewJob>, notify: Bool, committing: Bool = false) -> InsertStatement {
-        let isPlain = jobs.allSatisfy { $0.uniqueKey == nil && $0.replayOf == nil }
+        let isPlain = jobs.allSatisfy(\.isPlain)
         var binds = PostgresBindings(capacity: 14)
         binds.append(jobs.map(\.kind))
         binds.append(jobs.map(\.queue))

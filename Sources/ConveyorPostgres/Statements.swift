@@ -12,6 +12,7 @@ struct Statements: Sendable {
     let insertCommitted: String
     let insertPlain: String
     let insertPlainCommitted: String
+    let copyPreparation: String
     let existingUniqueKeys: String
     let fetch: String
     let complete: String
@@ -44,6 +45,15 @@ struct Statements: Sendable {
         let plainArguments = "$1, $2, $3, $4, $5::integer[], $6, $7, $8::integer[], $9, $10, $11, $12"
         self.insertPlain = "SELECT * FROM \(s).enqueue_plain(\(plainArguments))"
         self.insertPlainCommitted = "CALL \(s).enqueue_plain_committed(\(plainArguments), NULL, NULL)"
+
+        // Before a large batch is copied in (see PostgresJobStore.copy): its ids, drawn from the identity's
+        // sequence in input order; its notifications, which PostgreSQL sends if and when the transaction commits;
+        // and the schema as the transaction's search path, because COPY names its table unqualified.
+        self.copyPreparation = """
+            SELECT (SELECT array_agg(nextval('\(s).jobs_id_seq') ORDER BY g) FROM generate_series(1, $1::integer) AS g),
+                   (SELECT count(pg_notify($2, q)) FROM unnest($3::text[]) AS q),
+                   set_config('search_path', $4, true)
+            """
 
         self.existingUniqueKeys = """
             SELECT j.id, j.namespace, j.unique_key

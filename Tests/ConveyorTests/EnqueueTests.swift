@@ -57,6 +57,54 @@ import Testing
         #expect(misplaced == 0)
     }
 
+    @Test("a large batch of plain jobs that run at once is copied in, and stores what one insert stores")
+    func copiedBatchMatchesInsert() async throws {
+        let db = try TestDatabase.get()
+        let options = JobOptions(
+            queue: "mail",
+            priority: 3,
+            maxAttempts: 5,
+            timeout: .seconds(30),
+            tags: ["a", "null", "x:y"],
+            namespace: "acme"
+        )
+        // Text that COPY's text format gives a meaning (tab, newline, backslash, \N) must arrive as it was sent.
+        let texts = ["tab\there", "line\nbreak\r\n", #"back\slash \N \t \"#, "quote \" ' {} ,", "ünïcødé ✓", ""]
+        let single = try await db.client.jobs.enqueue(Note(text: texts[0]), options: options)
+        let batch = try await db.client.jobs.enqueue(
+            contentsOf: (0..<300).map { Note(text: texts[$0 % texts.count]) },
+            options: options
+        )
+        #expect(batch.map(\.id) == batch.map(\.id).sorted() && Set(batch.map(\.id)).count == 300)
+        var expected = try #require(try await db.client.jobs.get(single.id))
+        expected.createdAt = Date(timeIntervalSince1970: 0)
+        expected.runAt = Date(timeIntervalSince1970: 0)
+        for (index, job) in batch.enumerated() {
+            var record = try #require(try await db.client.jobs.get(job.id))
+            #expect(try record.decodeArguments(as: Note.self).text == texts[index % texts.count])
+            // Times are the database's now(), one per transaction.
+            #expect(record.runAt == record.createdAt)
+            (record.id, record.createdAt, record.runAt) = (expected.id, expected.createdAt, expected.runAt)
+            if index % texts.count == 0 { #expect(record == expected) }
+        }
+        #expect(expected.state == .available && expected.tags == ["a", "null", "x:y"])
+        // Raw JSON may have tabs, newlines and carriage returns between its tokens.
+        let raw = try await db.client.jobs.enqueue(
+            (0..<300).map { JobRequest(kind: "test.raw", argumentsJSON: "{\r\n\t\"n\":\t\($0)\n}") }
+        )
+        let stored = try #require(try await db.client.jobs.get(raw[299].id))
+        #expect(stored.argumentsJSON == #"{"n": 299}"#)
+
+        // A large batch that is not plain or not due at once takes the insert statements instead.
+        let delayed = try await db.client.jobs.enqueue(
+            contentsOf: (0..<300).map { Echo(value: $0) },
+            options: .init(delay: .seconds(3600))
+        )
+        for job in [delayed[0], delayed[299]] {
+            #expect(try await db.client.jobs.get(job.id)?.state == .scheduled)
+        }
+    }
+
     @Test("jobs with and without a unique key are stored alike, whichever insert statement carries them")
     func keyedAndPlainInsertsAgree() async throws {
         let db = try TestDatabase.get()
@@ -120,7 +168,7 @@ import Testing
         #expect(keyless == keyless.sorted() && Set(keyless).count == 597)
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1 + 598)
 
-        // A row that fails in the last statement rolls back the statements before it.
+        // A row that fails late in a large batch (copied in, as it has no unique keys) rolls back the rows before.
         try await db.refuseInserts(ofValue: 999, atCommit: false)
         let poisoned = (0..<600).map { Echo(value: $0 == 590 ? 999 : 1000 + $0) }
         let error = await #expect(throws: ConveyorError.self) {
@@ -270,8 +318,8 @@ import Testing
                     ])
                 }
             ),
-            // Large batches are built a statement at a time while the statements before are inserted: a bad
-            // member in a later statement rolls back the ones already sent.
+            // Large batches are built a part at a time while the parts before are written: a bad member in a
+            // later part rolls back the ones already sent.
             (
                 .invalidQueueName,
                 {

@@ -270,6 +270,11 @@ import Testing
             try await db.waitUntil("the batch's last job completed, woken by NOTIFY", timeout: .seconds(20)) {
                 try await db.client.jobs.get(batch[599].id)?.state == .completed
             }
+            // A large batch of the client's own is copied in, and its notification is sent when it commits.
+            let copied = try await db.client.jobs.enqueue(contentsOf: (0..<300).map { Echo(value: $0) })
+            try await db.waitUntil("the copied batch completed, woken by NOTIFY", timeout: .seconds(20)) {
+                try await db.client.jobs.get(copied[299].id)?.state == .completed
+            }
         }
     }
 

@@ -21,14 +21,14 @@ struct BenchEnvironment: Sendable {
         return (schema, client)
     }
 
-    /// Drops every schema a benchmark run created (`bench_…`), before and after the runs.
-    func dropBenchSchemas() async throws {
+    /// Drops every schema a benchmark run created (`bench_…`) but `kept`, before and after the runs.
+    func dropBenchSchemas(except kept: String? = nil) async throws {
         let rows = try await self.postgres.query(
             "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname LIKE 'bench\\_%'"
         )
         var schemas: [String] = []
         for try await name in rows.decode(String.self) { schemas.append(name) }
-        for schema in schemas {
+        for schema in schemas where schema != kept {
             try await self.postgres.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \"\(schema)\" CASCADE"))
         }
     }
