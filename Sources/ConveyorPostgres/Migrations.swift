@@ -214,6 +214,19 @@ enum Migrations {
             name: "batch insert of jobs without unique keys",
             statements: [Self.enqueuePlain, Self.enqueuePlainCommitted]
         ),
+        Migration(
+            version: 5,
+            name: "vacuum always cleans the jobs indexes",
+            statements: [
+                // Every leased job leaves a dead entry in jobs_runnable, at the start of its queue's range, where
+                // every fetch begins its scan. Since PostgreSQL 14 a VACUUM skips the indexes when fewer than 2 %
+                // of the table's pages have dead rows, which in a table of millions of finished jobs is after any
+                // number of drains: measured with 10,000,000 finished jobs, a VACUUM after two drains of 20,000
+                // left their 40,000 entries, and a fetch of 20 jobs read 102 pages of the index instead of 4.
+                // The cost is that each VACUUM of the table reads all of its indexes (3.4 s at 10,000,000 rows).
+                "ALTER TABLE {schema}.jobs SET (vacuum_index_cleanup = on)"
+            ]
+        ),
     ]
 
     /// The input of both batch inserts (migrations 2 and 3): the bound arrays unnested in input order, and each
