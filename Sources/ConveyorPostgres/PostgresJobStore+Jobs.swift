@@ -139,14 +139,15 @@ extension PostgresJobStore {
                 let jobs = try batch.jobs(in: range)
                 var rows = ByteBuffer()
                 rows.reserveCapacity(jobs.count * 96)
-                for (id, job) in zip(ids[range], jobs) {
+                for (index, job) in zip(range, jobs) {
                     guard job.isPlain, job.runsAtOnce else {
                         throw ConveyorError(
                             .invalidOption,
-                            "job \(range.lowerBound) of the batch has a unique key, replay link or run time its "
-                                + "request did not declare"
+                            "job \(index) of the batch has a unique key, replay link or run time its request did "
+                                + "not declare"
                         )
                     }
+                    let id = ids[index]
                     CopyText.appendRow(id: id, job: job, to: &rows)
                 }
                 try await writer.write(rows)
