@@ -250,7 +250,7 @@ import Testing
         var registry = JobRegistry()
         registry.register(Echo.self) { _, _ in }
         try await db.withWorker(registry, configure: { $0.pollInterval = .seconds(3600) }) { _ in
-            try await db.waitUntil("the worker is listening") { try await self.listeners(db) == 1 }
+            try await db.waitUntil("the worker is listening") { try await db.listeners() == 1 }
             // The first job may be taken by the start-up fetch; after it the worker idles until woken.
             let first = try await db.client.jobs.enqueue(Echo(value: 1))
             try await db.waitUntil("the first job completed") {
@@ -299,7 +299,7 @@ import Testing
                     try await db.client.jobs.get(first.id)?.state == .completed
                 }
                 if mode == .pollOnly {
-                    #expect(try await self.listeners(db) == 0)
+                    #expect(try await db.listeners() == 0)
                 }
                 let second = try await silent.jobs.enqueue(Echo(value: 2))
                 try await db.waitUntil("the second job completed by polling") {
@@ -324,7 +324,7 @@ import Testing
                     }
                 }
             }
-            try await db.waitUntil("the test is listening") { try await self.listeners(db) == 1 }
+            try await db.waitUntil("the test is listening") { try await db.listeners() == 1 }
             for value in 0..<100 {
                 try await client.jobs.enqueue(Echo(value: value))
             }
@@ -332,16 +332,5 @@ import Testing
             #expect(received.all.count <= 10)
             group.cancelAll()
         }
-    }
-
-    /// Sessions that LISTEN on this schema's channel, from the server's activity view. Only idle ones count: a
-    /// LISTEN that is still executing has not registered yet, and a notification sent then would be missed.
-    func listeners(_ db: TestDatabase) async throws -> Int {
-        var binds = PostgresBindings()
-        binds.append("LISTEN \"\(db.schema).jobs_available\"%")
-        return try await db.scalar(
-            "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1 AND state = 'idle'",
-            binds
-        )
     }
 }

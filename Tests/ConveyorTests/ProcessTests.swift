@@ -28,7 +28,6 @@ import Testing
         var requests = (0..<600).map { _ in JobRequest(Record(file: file, milliseconds: 2), options: .init(queue: "q"))
         }
         requests += (0..<6).map { _ in JobRequest(Record(file: file, milliseconds: 2500), options: .init(queue: "q")) }
-        let jobs = try await db.client.jobs.enqueue(requests)
         let workers = try (0..<3).map { _ in
             try WorkerProcess(
                 database: db,
@@ -37,6 +36,10 @@ import Testing
                 ]
             )
         }
+        // All three wait for work before it arrives, so that they share it: enqueued first, the jobs could all go
+        // to the process that started first (600 of them take it about 0.2 s).
+        try await db.waitUntil("the three workers are listening") { try await db.listeners() == 3 }
+        let jobs = try await db.client.jobs.enqueue(requests)
         try await db.waitUntil("every job completed", timeout: .seconds(120)) {
             try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'") == jobs.count
         }

@@ -101,6 +101,16 @@ struct TestDatabase: Sendable {
         )
     }
 
+    /// The sessions that LISTEN on this schema's channel and are idle: the worker processes waiting for jobs.
+    func listeners() async throws -> Int {
+        var binds = PostgresBindings()
+        binds.append("LISTEN \"\(self.schema).jobs_available\"%")
+        return try await self.scalar(
+            "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1 AND state = 'idle'",
+            binds
+        )
+    }
+
     /// Leases up to `limit` jobs of `queue` as worker `workerID` would, without running them.
     func lease(
         _ limit: Int = 1,
