@@ -88,21 +88,13 @@ import Testing
 
     @Test("the fetch and the completion plan once per session and through indexes only", .database)
     func hotPathPlanSettings() async throws {
-        let db = try TestDatabase.get()
-        var binds = PostgresBindings()
-        binds.append(db.schema)
-        let rows = try await db.execute(
+        let settings = try await Self.catalogSettings(
             """
             SELECT p.proname, array_to_string(p.proconfig, ' ')
             FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = $1 AND p.proname IN ('fetch_jobs', 'complete_jobs')
-            """,
-            binds
+            """
         )
-        var settings: [String: Set<String>] = [:]
-        for try await (name, config) in rows.decode((String, String?).self) {
-            settings[name] = Set((config ?? "").split(separator: " ").map(String.init))
-        }
         // Without these, a generic plan made while the table was small scanned all of it on every completion.
         let required: Set = [
             "plan_cache_mode=force_generic_plan", "enable_seqscan=off", "enable_bitmapscan=off", "enable_sort=off",
@@ -116,25 +108,31 @@ import Testing
 
     @Test("every VACUUM of the jobs table cleans its indexes, and new jobs fill pages of their own", .database)
     func jobsIndexesAreAlwaysVacuumed() async throws {
-        let db = try TestDatabase.get()
-        var binds = PostgresBindings()
-        binds.append(db.schema)
-        let rows = try await db.execute(
+        let settings = try await Self.catalogSettings(
             """
-            SELECT array_to_string(c.reloptions, ' ')
+            SELECT c.relname, array_to_string(c.reloptions, ' ')
             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = $1 AND c.relname = 'jobs'
-            """,
-            binds
+            """
         )
-        var options: Set<String> = []
-        for try await text in rows.decode(String?.self) {
-            options = Set((text ?? "").split(separator: " ").map(String.init))
-        }
+        let options = settings["jobs"] ?? []
         // Without the first, PostgreSQL skips the indexes when under 2 % of the pages have dead rows, and the
         // runnable index kept the entry of every leased job where each fetch starts its scan. Without the second,
         // new jobs went into the free space of thousands of old pages that jobs had finished on.
         #expect(options.isSuperset(of: ["vacuum_index_cleanup=on", "fillfactor=30"]), "\(options.sorted())")
+    }
+
+    /// The `name=value` settings per object from `sql`, which takes the test schema as `$1` and returns an
+    /// object's name and its settings joined by spaces (from `proconfig` or `reloptions`).
+    static func catalogSettings(_ sql: String) async throws -> [String: Set<String>] {
+        let db = try TestDatabase.get()
+        var binds = PostgresBindings()
+        binds.append(db.schema)
+        var settings: [String: Set<String>] = [:]
+        for try await (name, text) in try await db.execute(sql, binds).decode((String, String?).self) {
+            settings[name] = Set((text ?? "").split(separator: " ").map(String.init))
+        }
+        return settings
     }
 
     @Test("the printed script creates the same schema when run by another tool")

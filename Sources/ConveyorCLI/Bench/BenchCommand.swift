@@ -142,15 +142,17 @@ struct BenchCommand: AsyncParsableCommand {
                     )
                 }
                 if selected.contains("w4") {
-                    if prefilled == nil {
+                    let table: BenchWorkloads.PrefilledSchema
+                    if let prefilled {
+                        table = prefilled
+                    } else {
                         let rows = self.tenMillion ? 10_000_000 : self.prefill
                         self.status("filling W4's table with \(rows) finished jobs …")
-                        prefilled = try await workloads.prefilledSchema(rows: rows)
+                        table = try await workloads.prefilledSchema(rows: rows)
+                        prefilled = table
                     }
-                    self.status(
-                        "run \(run)/\(self.runs): W4 drain with \(prefilled!.rows) finished jobs in the table …"
-                    )
-                    figures += try await workloads.drain(in: prefilled)
+                    self.status("run \(run)/\(self.runs): W4 drain with \(table.rows) finished jobs in the table …")
+                    figures += try await workloads.drain(in: table)
                 }
                 if selected.contains("w5") {
                     self.status("run \(run)/\(self.runs): W5 \(self.rate) jobs/s for \(self.duration) s …")

@@ -42,6 +42,12 @@ struct BenchEnvironment: Sendable {
         return 0
     }
 
+    /// The highest job id in `schema` (0 when the table is empty): the jobs inserted after this call have larger
+    /// ids.
+    func lastJobID(_ schema: String) async throws -> Int64 {
+        Int64(try await self.scalar("SELECT coalesce(max(id), 0)::float8 FROM {schema}.jobs", schema: schema))
+    }
+
     /// Waits until no job of `schema` is runnable or running.
     ///
     /// Polls every 50 ms with two `EXISTS` probes, each matching a partial index's predicate, so that waiting

@@ -41,11 +41,13 @@ struct BenchWorkloads: Sendable {
             if let prefilled { (prefilled.schema, prefilled.client) } else { try await env.freshSchema("w1") }
         let prefix = prefilled == nil ? "W1" : "W4"
         if prefilled != nil {
-            // As after the prefill: the previous run's dead rows are gone and the free space map is current.
+            // Every W4 run starts from a vacuumed, analyzed table (the prefill's dead rows, or the previous run's,
+            // are gone and the free space map is current) with nothing left to checkpoint.
             try await env.postgres.query(PostgresQuery(unsafeSQL: "VACUUM ANALYZE \"\(schema)\".jobs"))
+            try await env.postgres.query(PostgresQuery(unsafeSQL: "CHECKPOINT"))
         }
         // Only this run's jobs count (W4's table keeps the jobs of the runs before).
-        let firstID = try await env.scalar("SELECT coalesce(max(id), 0)::float8 FROM {schema}.jobs", schema: schema)
+        let lastEarlierID = try await env.lastJobID(schema)
         let clock = ContinuousClock()
         let batchSize = 1000
         let enqueueCPU = (postgres: ProcessCPU.postgresSeconds(), bench: ProcessCPU.seconds(pid: getpid()))
@@ -68,14 +70,14 @@ struct BenchWorkloads: Sendable {
         let span = try await env.scalar(
             """
             SELECT extract(epoch FROM max(finished_at) - min(attempted_at))::float8
-            FROM {schema}.jobs WHERE kind = 'bench.noop' AND id > \(Int64(firstID))
+            FROM {schema}.jobs WHERE kind = 'bench.noop' AND id > \(lastEarlierID)
             """,
             schema: schema
         )
         let completed = try await env.scalar(
             """
             SELECT count(*)::float8 FROM {schema}.jobs
-            WHERE kind = 'bench.noop' AND state = 'completed' AND id > \(Int64(firstID))
+            WHERE kind = 'bench.noop' AND state = 'completed' AND id > \(lastEarlierID)
             """,
             schema: schema
         )
@@ -189,9 +191,7 @@ struct BenchWorkloads: Sendable {
         while done < rows {
             let count = min(500_000, rows - done)
             // The chunk's rows are the ids after the table's last one (the updates read them by primary key).
-            let after = Int64(
-                try await env.scalar("SELECT coalesce(max(id), 0)::float8 FROM {schema}.jobs", schema: schema)
-            )
+            let after = try await env.lastJobID(schema)
             try await env.postgres.query(
                 PostgresQuery(
                     unsafeSQL: """
@@ -225,8 +225,7 @@ struct BenchWorkloads: Sendable {
             )
             done += count
         }
-        try await env.postgres.query(PostgresQuery(unsafeSQL: "VACUUM ANALYZE \(jobs)"))
-        try await env.postgres.query(PostgresQuery(unsafeSQL: "CHECKPOINT"))
+        // The VACUUM ANALYZE and CHECKPOINT come before each W4 run (see drain(in:)).
     }
 
     // MARK: W2

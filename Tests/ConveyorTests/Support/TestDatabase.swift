@@ -101,7 +101,8 @@ struct TestDatabase: Sendable {
         )
     }
 
-    /// The sessions that LISTEN on this schema's channel and are idle: the worker processes waiting for jobs.
+    /// Sessions that LISTEN on this schema's channel, from the server's activity view. Only idle ones count: a
+    /// LISTEN that is still executing has not registered yet, and a notification sent then would be missed.
     func listeners() async throws -> Int {
         var binds = PostgresBindings()
         binds.append("LISTEN \"\(self.schema).jobs_available\"%")
