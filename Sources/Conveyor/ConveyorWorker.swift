@@ -54,6 +54,14 @@ public final class ConveyorWorker: Service, Sendable {
         /// How long a fetched job's lease lasts without a heartbeat (default 30 s). A crashed worker's jobs are
         /// retried about this long after it died.
         public var leaseDuration: Duration = .seconds(30)
+        /// Whether a fetch waits for its leases to reach the disk before their jobs start (default `false`).
+        ///
+        /// Enqueues and results are always committed synchronously. A lease is not, by default: it needs no
+        /// durability for nothing to be lost, and waiting for it puts a WAL flush between every enqueue and the
+        /// job's start. If PostgreSQL crashes within a moment (three `wal_writer_delay`) of a fetch, its leases may
+        /// be gone after recovery: those jobs are runnable again and may run a second time, as when a worker
+        /// crashes, and that attempt is not counted. Set `true` to count every attempt across database crashes.
+        public var synchronousLeases: Bool = false
         /// How often held leases are extended, in one statement for all of them (default 10 s). Also how quickly a
         /// running job sees a client's cancel request.
         public var heartbeatInterval: Duration = .seconds(10)

@@ -19,12 +19,15 @@ public protocol JobStore: Sendable {
     /// Wakes the workers listening on `queues` now (the trailing notification of a coalesced burst).
     func notify(queues: [String], logger: Logger) async throws
 
-    /// Leases up to `limit` runnable jobs of `queue` to `workerID`, oldest first by priority and run time.
+    /// Leases up to `limit` runnable jobs of `queue` to `workerID`, oldest first by priority and run time. The
+    /// leases are visible to every other session when this returns; with `synchronousCommit` false they may not yet
+    /// be on disk, and a database crash in that moment makes the jobs runnable again.
     func fetch(
         queue: String,
         limit: Int,
         workerID: String,
         leaseDuration: Duration,
+        synchronousCommit: Bool,
         logger: Logger
     ) async throws
         -> [FetchedJob]

@@ -27,6 +27,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Poll only, without LISTEN (for PgBouncer in transaction mode).")
     var pollOnly = false
 
+    @Flag(help: "Wait for each fetch's leases to reach the disk before running the jobs.")
+    var synchronousLeases = false
+
     @Option(help: "Lease duration in seconds.") var lease: Double = 30
     @Option(help: "Heartbeat interval in seconds.") var heartbeat: Double = 10
     @Option(help: "Poll interval in seconds.") var poll: Double = 2
@@ -46,6 +49,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 for name in configuration.queues.keys { configuration.queues[name]?.prefetch = prefetch }
             }
             configuration.wakeMode = self.pollOnly ? .pollOnly : .listen
+            configuration.synchronousLeases = self.synchronousLeases
             configuration.leaseDuration = .seconds(self.lease)
             configuration.heartbeatInterval = .seconds(self.heartbeat)
             configuration.pollInterval = .seconds(self.poll)

@@ -238,6 +238,11 @@ enum Migrations {
                 "ALTER TABLE {schema}.jobs SET (vacuum_index_cleanup = on, fillfactor = 30)"
             ]
         ),
+        Migration(
+            version: 6,
+            name: "leases committed without waiting for the disk",
+            statements: [Self.fetchLeases]
+        ),
     ]
 
     /// The input of both batch inserts (migrations 2 and 3): the bound arrays unnested in input order, and each
@@ -457,6 +462,41 @@ enum Migrations {
         $$
         """,
     ]
+
+    /// The fetch as a procedure that commits its leases, by default without waiting for the WAL to reach the disk
+    /// (migration 6; fetch_committed stays for clients of migration 3).
+    ///
+    /// A lease needs no durability for the queue to stay correct. If PostgreSQL crashes before the WAL writer
+    /// flushes it (within three wal_writer_delay, 600 ms by default), the lease is gone and the job is runnable
+    /// again, as if its worker had crashed: it may run twice, which at-least-once delivery allows, and that one
+    /// attempt is not counted. Nothing that was enqueued or completed is lost, and anything committed after the
+    /// lease (the job's result, or whatever its handler wrote) flushes the WAL past the lease with it. What the
+    /// fetch saves is a WAL flush between a job's enqueue and its start: about 0.4 ms on this project's benchmark
+    /// machine, several milliseconds at the tail on slower disks.
+    private static let fetchLeases = """
+        CREATE PROCEDURE {schema}.fetch_leases(
+            p_queue text, p_limit integer, p_owner text, p_lease_ms bigint, p_synchronous boolean,
+            INOUT ids bigint[] DEFAULT NULL, INOUT kinds text[] DEFAULT NULL, INOUT namespaces text[] DEFAULT NULL,
+            INOUT arguments text[] DEFAULT NULL, INOUT attempt_numbers integer[] DEFAULT NULL,
+            INOUT attempt_limits integer[] DEFAULT NULL, INOUT tokens bigint[] DEFAULT NULL,
+            INOUT timeouts bigint[] DEFAULT NULL, INOUT tag_lists text[] DEFAULT NULL)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            SELECT array_agg(f.id), array_agg(f.kind), array_agg(f.namespace), array_agg(f.args),
+                   array_agg(f.attempt), array_agg(f.max_attempts), array_agg(f.lease_token),
+                   array_agg(f.timeout_ms), array_agg(array_to_string(f.tags, ','))
+            INTO ids, kinds, namespaces, arguments, attempt_numbers, attempt_limits, tokens, timeouts, tag_lists
+            FROM {schema}.fetch_jobs(p_queue, p_limit, p_owner, p_lease_ms) AS f;
+            IF ids IS NOT NULL THEN
+                -- For this transaction only; the session's setting is back after the commit.
+                IF NOT p_synchronous THEN
+                    PERFORM set_config('synchronous_commit', 'off', true);
+                END IF;
+                COMMIT;
+            END IF;
+        END
+        $$
+        """
 
     /// The settings under which the hot-path functions plan: one generic plan per session, through indexes only.
     ///

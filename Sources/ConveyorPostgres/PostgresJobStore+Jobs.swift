@@ -270,14 +270,16 @@ extension PostgresJobStore {
         limit: Int,
         workerID: String,
         leaseDuration: Duration,
+        synchronousCommit: Bool,
         logger: Logger
     ) async throws -> [FetchedJob] {
         try await self.run("fetching jobs") {
-            var binds = PostgresBindings(capacity: 4)
+            var binds = PostgresBindings(capacity: 5)
             binds.append(queue)
             binds.append(limit)
             binds.append(workerID)
             binds.append(leaseDuration.wholeMilliseconds)
+            binds.append(synchronousCommit)
             let rows = try await self.client.query(
                 PostgresQuery(unsafeSQL: self.statements.fetch, binds: binds),
                 logger: logger

@@ -63,10 +63,10 @@ struct Statements: Sendable {
             WHERE j.state NOT IN ('cancelled', 'discarded')
             """
 
-        // The hot path runs through procedures that commit before they return (migration 3), around PL/pgSQL
-        // functions that keep their plans per session.
+        // The hot path runs through procedures that commit before they return (migrations 3 and 6), around
+        // PL/pgSQL functions that keep their plans per session.
         self.fetch = """
-            CALL \(s).fetch_committed($1, $2::integer, $3, $4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+            CALL \(s).fetch_leases($1, $2::integer, $3, $4, $5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
             """
         self.complete = """
             CALL \(s).complete_committed($1, $2, $3, $4, $5, $6, $7, $8, $9::integer[], $10, $11, NULL)

@@ -244,6 +244,86 @@ import Testing
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
     }
 
+    @Test("a fetch commits its leases without waiting for the disk unless asked to; results always wait")
+    func leaseCommitDurability() async throws {
+        let db = try TestDatabase.get()
+        // A deferred trigger runs inside COMMIT, before the commit record is written, so it sees the setting that
+        // commit obeys.
+        try await db.execute("CREATE TABLE {schema}.commit_modes (id bigint, state text, mode text)")
+        try await db.execute(
+            """
+            CREATE FUNCTION {schema}.record_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO {schema}.commit_modes (id, state, mode)
+                VALUES (NEW.id, NEW.state, current_setting('synchronous_commit'));
+                RETURN NULL;
+            END $$
+            """
+        )
+        try await db.execute(
+            """
+            CREATE CONSTRAINT TRIGGER record_commit_mode AFTER UPDATE ON {schema}.jobs
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {schema}.record_commit_mode()
+            """
+        )
+        let first = try await db.client.jobs.enqueue(Echo(value: 1))
+        let second = try await db.client.jobs.enqueue(Echo(value: 2))
+
+        // The test server commits asynchronously; these sessions start with the benchmark's and production's
+        // setting.
+        var configuration = try TestDatabase.configuration(url: db.url)
+        configuration.options.additionalStartupParameters.append(("synchronous_commit", "on"))
+        let postgres = PostgresClient(configuration: configuration, backgroundLogger: db.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await postgres.run() }
+            defer { group.cancelAll() }
+            let store = try PostgresJobStore(client: postgres, schema: db.schema)
+            var leases: [FetchedJob] = []
+            for synchronous in [false, true] {
+                let fetched = try await store.fetch(
+                    queue: "default",
+                    limit: 1,
+                    workerID: "w",
+                    leaseDuration: .seconds(30),
+                    synchronousCommit: synchronous,
+                    logger: db.logger
+                )
+                leases += fetched
+            }
+            #expect(leases.map(\.id) == [first.id, second.id])
+            let written = try await store.complete(
+                leases.map {
+                    JobCompletion(
+                        lease: JobLease(id: $0.id, token: $0.leaseToken),
+                        transition: .after(
+                            .succeeded,
+                            attempt: 1,
+                            maxAttempts: 20,
+                            retryPolicy: .default,
+                            unitRandom: 0
+                        ),
+                        durationMicroseconds: 10
+                    )
+                },
+                logger: db.logger
+            )
+            #expect(Set(written) == [first.id, second.id])
+        }
+
+        var commits: [String] = []
+        let rows = try await db.execute(
+            "SELECT id, state, mode FROM {schema}.commit_modes ORDER BY state = 'completed', id"
+        )
+        for try await (id, state, mode) in rows.decode((Int64, String, String).self) {
+            commits.append("\(id == first.id.rawValue ? "first" : "second") \(state) \(mode)")
+        }
+        #expect(
+            commits == [
+                "first running off", "second running on", "first completed on", "second completed on",
+            ]
+        )
+    }
+
     @Test("a notification wakes an idle listening worker without waiting for a poll")
     func notificationWakesWorker() async throws {
         let db = try TestDatabase.get()

@@ -178,6 +178,7 @@ final class QueueRunner: Sendable {
                 limit: limit,
                 workerID: self.worker.workerID,
                 leaseDuration: self.worker.configuration.leaseDuration,
+                synchronousCommit: self.worker.configuration.synchronousLeases,
                 logger: self.worker.logger
             )
         } catch {

@@ -117,13 +117,15 @@ struct TestDatabase: Sendable {
         _ limit: Int = 1,
         queue: String = "default",
         as workerID: String,
-        for duration: Duration
+        for duration: Duration,
+        synchronousCommit: Bool = false
     ) async throws -> [FetchedJob] {
         try await self.store.fetch(
             queue: queue,
             limit: limit,
             workerID: workerID,
             leaseDuration: duration,
+            synchronousCommit: synchronousCommit,
             logger: self.logger
         )
     }
