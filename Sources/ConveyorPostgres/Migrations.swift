@@ -240,8 +240,29 @@ enum Migrations {
         ),
         Migration(
             version: 6,
-            name: "leases committed without waiting for the disk",
-            statements: [Self.fetchLeases]
+            name: "leases committed without waiting for the disk, under random tokens",
+            statements: [
+                // A lease token only has to differ from every earlier token of the same job. A sequence made
+                // them unique, but a lease committed without waiting for the disk (fetch_leases) can take its
+                // sequence step with it when PostgreSQL crashes: after recovery the sequence hands the same
+                // tokens out again, in the same order, to the same jobs, which become runnable again in the same
+                // order, and the worker that held a lost lease could write its result over the new holder's.
+                // Random tokens (62 bits from a generator that every session seeds from the operating system)
+                // repeat for one job with a chance of 2^-62. The lease_tokens sequence is no longer used.
+                Self.fetchJobs(
+                    create: "CREATE OR REPLACE FUNCTION",
+                    language: Self.indexOnlyPlan,
+                    comment: """
+                            -- SKIP LOCKED lets many workers fetch at once without waiting on each other's rows; the
+                            -- partial index holds only runnable rows, in (queue, priority, run_at, id) order, so the
+                            -- LIMIT stops the scan early. The paused check is a one-time filter, not a per-row lookup.
+                            -- The plan is generic, made once per session, and walks indexes only (see indexOnlyPlan).
+                            -- Lease tokens are random (see migration 6).
+                        """,
+                    token: "(floor(random() * 2147483648)::bigint << 31) | floor(random() * 2147483648)::bigint"
+                ),
+                Self.fetchLeases,
+            ]
         ),
     ]
 
@@ -513,8 +534,13 @@ enum Migrations {
         AS $$
         """
 
-    /// The fetch function: migration 2 created it, migration 3 gave it a generic plan.
-    private static func fetchJobs(create: String, language: String, comment: String) -> String {
+    /// The fetch function: migration 2 created it, migration 3 gave it a generic plan, migration 6 random tokens.
+    private static func fetchJobs(
+        create: String,
+        language: String,
+        comment: String,
+        token: String = "nextval('{schema}.lease_tokens')"
+    ) -> String {
         """
         \(create) {schema}.fetch_jobs(p_queue text, p_limit integer, p_owner text, p_lease_ms bigint)
         RETURNS TABLE (id bigint, kind text, queue text, namespace text, args text, attempt integer,
@@ -542,7 +568,7 @@ enum Migrations {
                 attempted_at = now(),
                 lease_owner = p_owner,
                 lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-                lease_token = nextval('{schema}.lease_tokens')
+                lease_token = \(token)
             FROM picked
             WHERE j.id = picked.id
             RETURNING j.id, j.kind, j.queue, j.namespace, j.args::text, j.attempt, j.max_attempts,

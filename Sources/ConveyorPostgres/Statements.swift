@@ -72,7 +72,7 @@ struct Statements: Sendable {
             CALL \(s).complete_committed($1, $2, $3, $4, $5, $6, $7, $8, $9::integer[], $10, $11, NULL)
             """
 
-        // One statement per heartbeat for every lease the process holds. The unique lease token alone proves the
+        // One statement per heartbeat for every lease the process holds. The lease token alone proves the
         // lease (see complete_jobs). Rows that another statement has locked (the completer writing their results,
         // typically) are skipped, not waited for: waiting let a heartbeat and a completion batch each lock rows the
         // other wanted, a deadlock that PostgreSQL breaks only after deadlock_timeout (1 s), and completions

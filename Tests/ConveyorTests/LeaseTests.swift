@@ -271,13 +271,7 @@ import Testing
 
         // The test server commits asynchronously; these sessions start with the benchmark's and production's
         // setting.
-        var configuration = try TestDatabase.configuration(url: db.url)
-        configuration.options.additionalStartupParameters.append(("synchronous_commit", "on"))
-        let postgres = PostgresClient(configuration: configuration, backgroundLogger: db.logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await postgres.run() }
-            defer { group.cancelAll() }
-            let store = try PostgresJobStore(client: postgres, schema: db.schema)
+        try await db.withNewSessions(startupParameters: [("synchronous_commit", "on")]) { store in
             var leases: [FetchedJob] = []
             for synchronous in [false, true] {
                 let fetched = try await store.fetch(
@@ -322,6 +316,59 @@ import Testing
                 "first running off", "second running on", "first completed on", "second completed on",
             ]
         )
+    }
+
+    @Test("a lease that a database crash lost with its sequence step cannot be written over by its holder")
+    func lostLeaseStaysFenced() async throws {
+        let db = try TestDatabase.get()
+        let job = try await db.client.jobs.enqueue(Echo(value: 1))
+        let sequence = try await db.execute("SELECT last_value, is_called FROM {schema}.lease_tokens")
+        var sequenceBefore: (Int64, Bool)?
+        for try await row in sequence.decode((Int64, Bool).self) { sequenceBefore = row }
+        let (lastValue, isCalled) = try #require(sequenceBefore)
+        let lost = try #require(try await db.lease(as: "before-the-crash", for: .seconds(30)).first)
+
+        // What recovery leaves when the lease's commit never reached the disk: the job as it was enqueued, and the
+        // sequences as they were before the lease.
+        try await db.execute(
+            """
+            UPDATE {schema}.jobs
+            SET state = 'available', attempt = 0, attempted_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                lease_token = NULL
+            WHERE id = \(job.id.rawValue)
+            """
+        )
+        try await db.execute("SELECT setval('{schema}.lease_tokens', \(lastValue), \(isCalled))")
+        let current = try await db.withNewSessions { store in
+            try #require(
+                try await store.fetch(
+                    queue: "default",
+                    limit: 1,
+                    workerID: "after-the-crash",
+                    leaseDuration: .seconds(30),
+                    synchronousCommit: false,
+                    logger: db.logger
+                ).first
+            )
+        }
+        #expect(current.id == job.id)
+        #expect(current.leaseToken != lost.leaseToken)
+
+        // The worker that held the lost lease finishes and writes its result.
+        let written = try await db.store.complete(
+            [
+                JobCompletion(
+                    lease: JobLease(id: lost.id, token: lost.leaseToken),
+                    transition: .after(.succeeded, attempt: 1, maxAttempts: 20, retryPolicy: .default, unitRandom: 0),
+                    durationMicroseconds: 10
+                )
+            ],
+            logger: db.logger
+        )
+        #expect(written.isEmpty)
+        let record = try #require(try await db.client.jobs.get(job.id))
+        #expect(record.state == .running)
+        #expect(record.leaseOwner == "after-the-crash")
     }
 
     @Test("a notification wakes an idle listening worker without waiting for a poll")

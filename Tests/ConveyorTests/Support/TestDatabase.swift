@@ -112,6 +112,21 @@ struct TestDatabase: Sendable {
         )
     }
 
+    /// Runs `body` with a store on this schema whose sessions all start after this call, with `parameters`.
+    func withNewSessions<Result: Sendable>(
+        startupParameters parameters: [(String, String)] = [],
+        _ body: (PostgresJobStore) async throws -> Result
+    ) async throws -> Result {
+        var configuration = try Self.configuration(url: self.url)
+        configuration.options.additionalStartupParameters += parameters
+        let postgres = PostgresClient(configuration: configuration, backgroundLogger: self.logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await postgres.run() }
+            defer { group.cancelAll() }
+            return try await body(try PostgresJobStore(client: postgres, schema: self.schema))
+        }
+    }
+
     /// Leases up to `limit` jobs of `queue` as worker `workerID` would, without running them.
     func lease(
         _ limit: Int = 1,
