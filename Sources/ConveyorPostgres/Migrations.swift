@@ -165,11 +165,8 @@ enum Migrations {
                 Self.fetchJobs(
                     create: "CREATE OR REPLACE FUNCTION",
                     language: Self.indexOnlyPlan,
-                    comment: """
-                            -- SKIP LOCKED lets many workers fetch at once without waiting on each other's rows; the
-                            -- partial index holds only runnable rows, in (queue, priority, run_at, id) order, so the
-                            -- LIMIT stops the scan early. The paused check is a one-time filter, not a per-row lookup.
-                            -- The plan is generic, made once per session, and walks indexes only (see indexOnlyPlan).
+                    comment: Self.fetchComment + """
+
                             -- PostgreSQL had chosen a custom plan for every call instead, planning each fetch anew,
                             -- because its generic plan took LIMIT p_limit for 10 % of the table and joined the picked
                             -- ids by hashing all of it.
@@ -252,11 +249,8 @@ enum Migrations {
                 Self.fetchJobs(
                     create: "CREATE OR REPLACE FUNCTION",
                     language: Self.indexOnlyPlan,
-                    comment: """
-                            -- SKIP LOCKED lets many workers fetch at once without waiting on each other's rows; the
-                            -- partial index holds only runnable rows, in (queue, priority, run_at, id) order, so the
-                            -- LIMIT stops the scan early. The paused check is a one-time filter, not a per-row lookup.
-                            -- The plan is generic, made once per session, and walks indexes only (see indexOnlyPlan).
+                    comment: Self.fetchComment + """
+
                             -- Lease tokens are random (see migration 6).
                         """,
                     token: "(floor(random() * 2147483648)::bigint << 31) | floor(random() * 2147483648)::bigint"
@@ -424,29 +418,7 @@ enum Migrations {
     /// sent after that commit. (A procedure with SET clauses may not commit, so the plan settings stay on the
     /// functions these call.)
     private static let committedProcedures: [String] = [
-        """
-        CREATE PROCEDURE {schema}.fetch_committed(
-            p_queue text, p_limit integer, p_owner text, p_lease_ms bigint,
-            INOUT ids bigint[] DEFAULT NULL, INOUT kinds text[] DEFAULT NULL, INOUT namespaces text[] DEFAULT NULL,
-            INOUT arguments text[] DEFAULT NULL, INOUT attempt_numbers integer[] DEFAULT NULL,
-            INOUT attempt_limits integer[] DEFAULT NULL, INOUT tokens bigint[] DEFAULT NULL,
-            INOUT timeouts bigint[] DEFAULT NULL, INOUT tag_lists text[] DEFAULT NULL)
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            -- The aggregates read the function's rows in one pass, so element i of every array is one job, in
-            -- fetch order. Tags are validated labels without commas, so they travel comma-joined.
-            SELECT array_agg(f.id), array_agg(f.kind), array_agg(f.namespace), array_agg(f.args),
-                   array_agg(f.attempt), array_agg(f.max_attempts), array_agg(f.lease_token),
-                   array_agg(f.timeout_ms), array_agg(array_to_string(f.tags, ','))
-            INTO ids, kinds, namespaces, arguments, attempt_numbers, attempt_limits, tokens, timeouts, tag_lists
-            FROM {schema}.fetch_jobs(p_queue, p_limit, p_owner, p_lease_ms) AS f;
-            -- An empty fetch changed nothing: no commit of its own, so an idle poll is one transaction.
-            IF ids IS NOT NULL THEN
-                COMMIT;
-            END IF;
-        END
-        $$
-        """,
+        Self.fetchProcedure(name: "fetch_committed"),
         """
         CREATE PROCEDURE {schema}.complete_committed(
             p_ids bigint[], p_tokens bigint[], p_states text[], p_run_after_ms bigint[],
@@ -494,30 +466,45 @@ enum Migrations {
     /// lease (the job's result, or whatever its handler wrote) flushes the WAL past the lease with it. What the
     /// fetch saves is a WAL flush between a job's enqueue and its start: about 0.4 ms on this project's benchmark
     /// machine, several milliseconds at the tail on slower disks.
-    private static let fetchLeases = """
-        CREATE PROCEDURE {schema}.fetch_leases(
-            p_queue text, p_limit integer, p_owner text, p_lease_ms bigint, p_synchronous boolean,
+    private static let fetchLeases = Self.fetchProcedure(
+        name: "fetch_leases",
+        option: " p_synchronous boolean,",
+        beforeCommit: """
+                    -- For this transaction only; the session's setting is back after the commit.
+                    IF NOT p_synchronous THEN
+                        PERFORM set_config('synchronous_commit', 'off', true);
+                    END IF;
+
+            """
+    )
+
+    /// A fetch procedure that commits its leases before returning (see committedProcedures): `option` adds
+    /// parameters after the four of fetch_jobs, and `beforeCommit` lines run just before the COMMIT.
+    private static func fetchProcedure(name: String, option: String = "", beforeCommit: String = "") -> String {
+        """
+        CREATE PROCEDURE {schema}.\(name)(
+            p_queue text, p_limit integer, p_owner text, p_lease_ms bigint,\(option)
             INOUT ids bigint[] DEFAULT NULL, INOUT kinds text[] DEFAULT NULL, INOUT namespaces text[] DEFAULT NULL,
             INOUT arguments text[] DEFAULT NULL, INOUT attempt_numbers integer[] DEFAULT NULL,
             INOUT attempt_limits integer[] DEFAULT NULL, INOUT tokens bigint[] DEFAULT NULL,
             INOUT timeouts bigint[] DEFAULT NULL, INOUT tag_lists text[] DEFAULT NULL)
         LANGUAGE plpgsql AS $$
         BEGIN
+            -- The aggregates read the function's rows in one pass, so element i of every array is one job, in
+            -- fetch order. Tags are validated labels without commas, so they travel comma-joined.
             SELECT array_agg(f.id), array_agg(f.kind), array_agg(f.namespace), array_agg(f.args),
                    array_agg(f.attempt), array_agg(f.max_attempts), array_agg(f.lease_token),
                    array_agg(f.timeout_ms), array_agg(array_to_string(f.tags, ','))
             INTO ids, kinds, namespaces, arguments, attempt_numbers, attempt_limits, tokens, timeouts, tag_lists
             FROM {schema}.fetch_jobs(p_queue, p_limit, p_owner, p_lease_ms) AS f;
+            -- An empty fetch changed nothing: no commit of its own, so an idle poll is one transaction.
             IF ids IS NOT NULL THEN
-                -- For this transaction only; the session's setting is back after the commit.
-                IF NOT p_synchronous THEN
-                    PERFORM set_config('synchronous_commit', 'off', true);
-                END IF;
-                COMMIT;
+        \(beforeCommit)        COMMIT;
             END IF;
         END
         $$
         """
+    }
 
     /// The settings under which the hot-path functions plan: one generic plan per session, through indexes only.
     ///
@@ -532,6 +519,14 @@ enum Migrations {
         SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
         SET enable_hashjoin = off SET enable_mergejoin = off
         AS $$
+        """
+
+    /// The start of the fetch function's comment since migration 3.
+    private static let fetchComment = """
+            -- SKIP LOCKED lets many workers fetch at once without waiting on each other's rows; the
+            -- partial index holds only runnable rows, in (queue, priority, run_at, id) order, so the
+            -- LIMIT stops the scan early. The paused check is a one-time filter, not a per-row lookup.
+            -- The plan is generic, made once per session, and walks indexes only (see indexOnlyPlan).
         """
 
     /// The fetch function: migration 2 created it, migration 3 gave it a generic plan, migration 6 random tokens.

@@ -71,16 +71,7 @@ import Testing
         #expect(job.leaseOwner == "new-owner")
         #expect(job.attempts.count == 1)
 
-        let written = try await db.store.complete(
-            [
-                JobCompletion(
-                    lease: JobLease(id: current.id, token: current.leaseToken),
-                    transition: .after(.succeeded, attempt: 2, maxAttempts: 20, retryPolicy: .default, unitRandom: 0.5),
-                    durationMicroseconds: 10
-                )
-            ],
-            logger: db.logger
-        )
+        let written = try await db.store.complete([.succeeded(current)], logger: db.logger)
         #expect(written == [enqueued.id])
         job = try #require(try await db.client.jobs.get(enqueued.id))
         #expect(job.state == .completed)
@@ -274,33 +265,10 @@ import Testing
         try await db.withNewSessions(startupParameters: [("synchronous_commit", "on")]) { store in
             var leases: [FetchedJob] = []
             for synchronous in [false, true] {
-                let fetched = try await store.fetch(
-                    queue: "default",
-                    limit: 1,
-                    workerID: "w",
-                    leaseDuration: .seconds(30),
-                    synchronousCommit: synchronous,
-                    logger: db.logger
-                )
-                leases += fetched
+                leases += try await db.lease(as: "w", for: .seconds(30), synchronousCommit: synchronous, on: store)
             }
             #expect(leases.map(\.id) == [first.id, second.id])
-            let written = try await store.complete(
-                leases.map {
-                    JobCompletion(
-                        lease: JobLease(id: $0.id, token: $0.leaseToken),
-                        transition: .after(
-                            .succeeded,
-                            attempt: 1,
-                            maxAttempts: 20,
-                            retryPolicy: .default,
-                            unitRandom: 0
-                        ),
-                        durationMicroseconds: 10
-                    )
-                },
-                logger: db.logger
-            )
+            let written = try await store.complete(leases.map(JobCompletion.succeeded), logger: db.logger)
             #expect(Set(written) == [first.id, second.id])
         }
 
@@ -340,31 +308,13 @@ import Testing
         )
         try await db.execute("SELECT setval('{schema}.lease_tokens', \(lastValue), \(isCalled))")
         let current = try await db.withNewSessions { store in
-            try #require(
-                try await store.fetch(
-                    queue: "default",
-                    limit: 1,
-                    workerID: "after-the-crash",
-                    leaseDuration: .seconds(30),
-                    synchronousCommit: false,
-                    logger: db.logger
-                ).first
-            )
+            try #require(try await db.lease(as: "after-the-crash", for: .seconds(30), on: store).first)
         }
         #expect(current.id == job.id)
         #expect(current.leaseToken != lost.leaseToken)
 
         // The worker that held the lost lease finishes and writes its result.
-        let written = try await db.store.complete(
-            [
-                JobCompletion(
-                    lease: JobLease(id: lost.id, token: lost.leaseToken),
-                    transition: .after(.succeeded, attempt: 1, maxAttempts: 20, retryPolicy: .default, unitRandom: 0),
-                    durationMicroseconds: 10
-                )
-            ],
-            logger: db.logger
-        )
+        let written = try await db.store.complete([.succeeded(lost)], logger: db.logger)
         #expect(written.isEmpty)
         let record = try #require(try await db.client.jobs.get(job.id))
         #expect(record.state == .running)

@@ -127,15 +127,17 @@ struct TestDatabase: Sendable {
         }
     }
 
-    /// Leases up to `limit` jobs of `queue` as worker `workerID` would, without running them.
+    /// Leases up to `limit` jobs of `queue` as worker `workerID` would, without running them, through this
+    /// database's store or `store`.
     func lease(
         _ limit: Int = 1,
         queue: String = "default",
         as workerID: String,
         for duration: Duration,
-        synchronousCommit: Bool = false
+        synchronousCommit: Bool = false,
+        on store: PostgresJobStore? = nil
     ) async throws -> [FetchedJob] {
-        try await self.store.fetch(
+        try await (store ?? self.store).fetch(
             queue: queue,
             limit: limit,
             workerID: workerID,
@@ -244,4 +246,21 @@ struct DatabaseTrait: TestTrait, SuiteTrait, TestScoping {
 extension Trait where Self == DatabaseTrait {
     /// Gives the test its own migrated schema on a real PostgreSQL server.
     static var database: Self { DatabaseTrait() }
+}
+
+extension JobCompletion {
+    /// The result of a leased job whose handler succeeded.
+    static func succeeded(_ job: FetchedJob) -> JobCompletion {
+        JobCompletion(
+            lease: JobLease(id: job.id, token: job.leaseToken),
+            transition: .after(
+                .succeeded,
+                attempt: job.attempt,
+                maxAttempts: job.maxAttempts,
+                retryPolicy: .default,
+                unitRandom: 0
+            ),
+            durationMicroseconds: 10
+        )
+    }
 }
