@@ -38,8 +38,22 @@ public struct ConveyorError: Error, Sendable, CustomStringConvertible, CustomDeb
         public static let duplicateJob = Code("DUPLICATE_JOB")
         /// The database schema is newer than this build knows.
         public static let schemaTooNew = Code("SCHEMA_TOO_NEW")
-        /// A database operation failed; see the underlying error.
+        /// A database operation failed; see the underlying error. For the worker, a result refused with this code
+        /// is a problem of that row: it is isolated from its batch and stored as `RESULT_REJECTED`.
         public static let databaseError = Code("DATABASE_ERROR")
+        /// The database could not be reached or dropped the connection, is starting up or shutting down, has no
+        /// connection slot free, or aborted the transaction as a serialization failure or deadlock: a transient
+        /// failure, retried with backoff by the worker.
+        public static let databaseUnavailable = Code("DATABASE_UNAVAILABLE")
+        /// A database call took longer than its bound (see ``ConveyorWorker/Configuration/databaseTimeout``);
+        /// transient, as `DATABASE_UNAVAILABLE`.
+        public static let databaseTimeout = Code("DATABASE_TIMEOUT")
+        /// The schema, a table or a function the call needs is missing or differs, or the role may not use it:
+        /// migrations were not applied, or were applied by a newer build. Fatal for a worker, which stops with it.
+        public static let schemaMismatch = Code("SCHEMA_MISMATCH")
+        /// No database connection was handed out in time: the `PostgresClient` is not running (add it to the
+        /// `ServiceGroup`, or call its `run()`), or the database cannot be reached. Transient.
+        public static let noConnection = Code("NO_CONNECTION")
         /// The configuration is not valid.
         public static let invalidConfiguration = Code("INVALID_CONFIGURATION")
     }
@@ -65,6 +79,12 @@ public struct ConveyorError: Error, Sendable, CustomStringConvertible, CustomDeb
         self.underlying = underlying
         self.file = file
         self.line = line
+    }
+
+    /// Whether retrying the same call later may succeed: the database was unreachable, restarting or busy, or the
+    /// call ran past its bound.
+    public var isTransient: Bool {
+        self.code == .databaseUnavailable || self.code == .databaseTimeout || self.code == .noConnection
     }
 
     public var description: String { "\(self.code.rawValue): \(self.message)" }

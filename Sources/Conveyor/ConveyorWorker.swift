@@ -81,10 +81,23 @@ public final class ConveyorWorker: Service, Sendable {
         public var supervisionInterval: Duration = .milliseconds(50)
         /// LISTEN/NOTIFY with poll fallback, or poll only (default `.listen`).
         public var wakeMode: WakeMode = .listen
+        /// The longest the worker waits for one database call (default 10 s; at most half the lease is used).
+        ///
+        /// Every call on the worker's paths (fetch, results, heartbeat, reaper, staging, getting a LISTEN
+        /// connection) is bounded by it: a call that has not returned by then counts as a transient failure and is
+        /// retried with backoff, so no loop can hang on a connection that died without saying so. It also bounds
+        /// shutdown: results still unwritten this long after the handlers stopped are left to expire.
+        public var databaseTimeout: Duration = .seconds(10)
         /// Whether `run()` applies migrations first (default `true`).
         public var migrateOnStart: Bool = true
 
         public init() {}
+
+        /// ``databaseTimeout``, and at most half the lease, so that a call that timed out leaves time to retry
+        /// before the lease runs out.
+        var effectiveDatabaseTimeout: Duration {
+            min(self.databaseTimeout, self.leaseDuration / 2)
+        }
 
         /// Checks ranges once, before anything starts.
         public func validate() throws {
@@ -99,6 +112,21 @@ public final class ConveyorWorker: Service, Sendable {
                 guard (0...10_000).contains(queue.prefetch) else {
                     throw ConveyorError(.invalidConfiguration, "queue \(name): prefetch must be between 0 and 10000")
                 }
+            }
+            let longest = Duration.seconds(86_400 * 365)
+            let durations: [(String, Duration)] = [
+                ("lease duration", self.leaseDuration), ("heartbeat interval", self.heartbeatInterval),
+                ("poll interval", self.pollInterval), ("reaper interval", self.reaperInterval),
+                ("supervision interval", self.supervisionInterval), ("database timeout", self.databaseTimeout),
+            ]
+            for (name, value) in durations where value <= .zero || value > longest {
+                throw ConveyorError(.invalidConfiguration, "the \(name) must be positive and at most a year")
+            }
+            for (name, value) in [
+                ("shutdown grace period", self.shutdownGracePeriod),
+                ("completion flush interval", self.completionFlushInterval),
+            ] where value < .zero || value > longest {
+                throw ConveyorError(.invalidConfiguration, "the \(name) must be between zero and a year")
             }
             guard self.heartbeatInterval < self.leaseDuration else {
                 throw ConveyorError(.invalidConfiguration, "the heartbeat interval must be shorter than the lease")
@@ -138,6 +166,10 @@ public final class ConveyorWorker: Service, Sendable {
         return "\(host)-\(ProcessInfo.processInfo.processIdentifier)-\(tag)"
     }
 
+    /// Runs the worker until graceful shutdown or cancellation.
+    ///
+    /// - Throws: A fatal ``ConveyorError`` (such as `SCHEMA_MISMATCH`) that one of its loops met: the worker does
+    ///   not stay half alive. The other loops are cancelled first, and leases still held expire.
     public func run() async throws {
         try self.configuration.validate()
         if self.configuration.migrateOnStart {
@@ -160,64 +192,108 @@ public final class ConveyorWorker: Service, Sendable {
             ]
         )
 
-        await withDiscardingTaskGroup { background in
-            background.addTask { await self.heartbeatLoop(runtime) }
-            background.addTask { await self.reaperLoop(runtime) }
-            background.addTask { await self.supervisionLoop(runtime) }
-            background.addTask { await self.pollLoop(runners) }
-            if self.configuration.wakeMode == .listen {
-                background.addTask { await self.listenLoop(runtime, runners: runners) }
-            }
-            await withDiscardingTaskGroup { work in
-                // The completer keeps writing after the queue runners stop, until it has drained.
-                work.addTask { await runtime.completer.run() }
-                await withGracefulShutdownHandler {
-                    await withDiscardingTaskGroup { queues in
-                        for runner in runners {
-                            queues.addTask { await runner.run() }
-                        }
-                    }
-                } onGracefulShutdown: {
-                    for runner in runners { runner.beginShutdown() }
+        do {
+            // Every loop is a child of this group: a loop that fails ends the worker (the group cancels the others
+            // and rethrows), and none outlives run().
+            try await withThrowingDiscardingTaskGroup { background in
+                background.addTask { try await self.heartbeatLoop(runtime) }
+                background.addTask { try await self.reaperLoop(runtime) }
+                background.addTask { await self.supervisionLoop(runtime) }
+                background.addTask { try await self.pollLoop(runtime, runners: runners) }
+                background.addTask {
+                    try await runtime.stager.run(staged: { for runner in runners { runner.nudge() } })
                 }
-                runtime.completer.finish()
+                if self.configuration.wakeMode == .listen {
+                    background.addTask { try await self.listenLoop(runtime, runners: runners) }
+                }
+                try await withThrowingDiscardingTaskGroup { work in
+                    // The completer keeps writing after the queue runners stop, until it has drained or its bound
+                    // passed.
+                    work.addTask { try await runtime.completer.run() }
+                    try await withGracefulShutdownHandler {
+                        try await withThrowingDiscardingTaskGroup { queues in
+                            for runner in runners {
+                                queues.addTask { try await runner.run() }
+                            }
+                        }
+                    } onGracefulShutdown: {
+                        for runner in runners { runner.beginShutdown() }
+                    }
+                    runtime.completer.finish(within: self.configuration.effectiveDatabaseTimeout)
+                }
+                background.cancelAll()
             }
-            background.cancelAll()
+        } catch {
+            self.logger.error("worker stopped by an error", metadata: ["error": "\(String(reflecting: error))"])
+            throw error
         }
         self.logger.info("worker stopped")
     }
 
-    private func heartbeatLoop(_ runtime: WorkerRuntime) async {
+    /// Runs one bounded database call of a loop (see ``BoundedCall``).
+    private func call<Value: Sendable>(
+        _ what: @autoclosure () -> String,
+        _ operation: @escaping @Sendable () async throws -> Value
+    ) async throws -> Value {
+        try await BoundedCall.run(timeout: self.configuration.effectiveDatabaseTimeout, what(), operation)
+    }
+
+    /// Extends held leases every heartbeat interval and stops the handlers whose job was cancelled or whose lease
+    /// was lost, by lease (job and token), so that a newer attempt of the same job is never stopped by an answer
+    /// about an older one.
+    private func heartbeatLoop(_ runtime: WorkerRuntime) async throws {
+        let clock = ContinuousClock()
+        let writeBound = self.configuration.leaseDuration / 2
+        var abandonedBefore = 0
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: self.configuration.heartbeatInterval)
             } catch {
                 return
             }
-            let leases = runtime.inFlight.leases
-            guard !leases.isEmpty else { continue }
-            do {
-                let result = try await runtime.store.heartbeat(
-                    leases,
-                    workerID: runtime.workerID,
-                    leaseDuration: self.configuration.leaseDuration,
-                    logger: self.logger
+            let (leases, abandoned) = runtime.inFlight.leasesToExtend(resultsWaitingSince: clock.now - writeBound)
+            if abandoned > 0, abandoned != abandonedBefore {
+                self.logger.warning(
+                    "results unwritten for over half the lease; their leases are left to expire",
+                    metadata: ["jobs": "\(abandoned)"]
                 )
-                for id in result.cancelRequested {
-                    runtime.inFlight.execution(id)?.stop(.cancelRequested)
+            }
+            abandonedBefore = abandoned
+            guard !leases.isEmpty else { continue }
+            let sent = Dictionary(uniqueKeysWithValues: leases.map { ($0.id, $0) })
+            let result: HeartbeatResult
+            do {
+                result = try await self.call("extending \(leases.count) lease(s)") { [logger, configuration] in
+                    try await runtime.store.heartbeat(
+                        leases,
+                        workerID: runtime.workerID,
+                        leaseDuration: configuration.leaseDuration,
+                        logger: logger
+                    )
                 }
-                for id in result.lost {
-                    self.logger.warning("lease lost; stopping the handler", metadata: ["job_id": "\(id)"])
-                    runtime.inFlight.execution(id)?.stop(.leaseLost)
-                }
+            } catch let error as ConveyorError where !error.isTransient && error.code != .databaseError {
+                throw error
             } catch {
                 if Task.isCancelled { return }
-                self.logger.warning("heartbeat failed", metadata: ["error": "\(String(reflecting: error))"])
+                self.logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+                continue
+            }
+            for id in result.cancelRequested {
+                guard let lease = sent[id] else { continue }
+                runtime.inFlight.execution(holding: lease)?.stop(.cancelRequested)
+            }
+            for id in result.lost {
+                // A result written since the heartbeat read its leases cleared the token: not a loss.
+                guard let lease = sent[id], let execution = runtime.inFlight.execution(holding: lease),
+                    execution.isRunning
+                else { continue }
+                self.logger.warning("lease lost; stopping the handler", metadata: ["job_id": "\(id)"])
+                execution.stop(.leaseLost)
             }
         }
     }
 
-    private func reaperLoop(_ runtime: WorkerRuntime) async {
+    private func reaperLoop(_ runtime: WorkerRuntime) async throws {
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: self.configuration.reaperInterval)
@@ -225,37 +301,52 @@ public final class ConveyorWorker: Service, Sendable {
                 return
             }
             do {
-                let expired = try await runtime.store.expiredLeases(limit: 1000, logger: self.logger)
-                if !expired.isEmpty {
-                    let completions = expired.map { lease in
-                        let entry = self.registry.entry(for: lease.kind)
-                        let transition = JobTransition.after(
-                            .leaseExpired,
-                            attempt: lease.attempt,
-                            maxAttempts: lease.maxAttempts,
-                            retryPolicy: entry?.retryPolicy ?? .default,
-                            unitRandom: Double.random(in: 0..<1)
-                        )
-                        return JobCompletion(
-                            lease: lease.lease,
-                            transition: transition,
-                            durationMicroseconds: nil,
-                            requireExpiredLease: true
-                        )
-                    }
-                    let reaped = try await runtime.store.complete(completions, logger: self.logger)
-                    if !reaped.isEmpty {
-                        ConveyorMetrics.leasesReaped(reaped.count)
-                        self.logger.info("reaped expired leases", metadata: ["count": "\(reaped.count)"])
-                    }
-                }
-                for (queue, depth) in try await runtime.store.runnableCounts(logger: self.logger) {
-                    ConveyorMetrics.queueDepth(queue: queue, depth: depth)
-                }
+                try await self.reap(runtime)
+            } catch let error as ConveyorError where !error.isTransient && error.code != .databaseError {
+                throw error
             } catch {
                 if Task.isCancelled { return }
-                self.logger.warning("reaper failed", metadata: ["error": "\(String(reflecting: error))"])
+                self.logger.warning("reaper failed", metadata: ["error": "\(error)"])
             }
+        }
+    }
+
+    /// Takes back expired leases of crashed workers as failed attempts, and samples queue depth.
+    private func reap(_ runtime: WorkerRuntime) async throws {
+        let logger = self.logger
+        let expired = try await self.call("finding expired leases") {
+            try await runtime.store.expiredLeases(limit: 1000, logger: logger)
+        }
+        if !expired.isEmpty {
+            let completions = expired.map { lease in
+                let entry = self.registry.entry(for: lease.kind)
+                let transition = JobTransition.after(
+                    .leaseExpired,
+                    attempt: lease.attempt,
+                    maxAttempts: lease.maxAttempts,
+                    retryPolicy: entry?.retryPolicy ?? .default,
+                    unitRandom: Double.random(in: 0..<1)
+                )
+                return JobCompletion(
+                    lease: lease.lease,
+                    transition: transition,
+                    durationMicroseconds: nil,
+                    requireExpiredLease: true
+                )
+            }
+            let reaped = try await self.call("writing \(completions.count) expired lease(s)") {
+                try await runtime.store.complete(completions, logger: logger)
+            }
+            if !reaped.isEmpty {
+                ConveyorMetrics.leasesReaped(reaped.count)
+                self.logger.info("reaped expired leases", metadata: ["count": "\(reaped.count)"])
+            }
+        }
+        let depths = try await self.call("counting runnable jobs") {
+            try await runtime.store.runnableCounts(logger: logger)
+        }
+        for (queue, depth) in depths {
+            ConveyorMetrics.queueDepth(queue: queue, depth: depth)
         }
     }
 
@@ -271,7 +362,7 @@ public final class ConveyorWorker: Service, Sendable {
         }
     }
 
-    private func pollLoop(_ runners: [QueueRunner]) async {
+    private func pollLoop(_ runtime: WorkerRuntime, runners: [QueueRunner]) async throws {
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: self.configuration.pollInterval)
@@ -282,27 +373,45 @@ public final class ConveyorWorker: Service, Sendable {
         }
     }
 
-    private func listenLoop(_ runtime: WorkerRuntime, runners: [QueueRunner]) async {
+    /// Listens for enqueue notifications on one connection, and gets a new one when it fails: at once, then with
+    /// backoff up to a second. Getting the connection is bounded; listening is not. Every (re)start nudges every
+    /// queue, since notifications sent while nobody listened are lost.
+    private func listenLoop(_ runtime: WorkerRuntime, runners: [QueueRunner]) async throws {
         let byQueue = Dictionary(uniqueKeysWithValues: runners.map { ($0.queue, $0) })
+        var backoff = Backoff(initial: .milliseconds(50), maximum: .seconds(1))
+        let logger = self.logger
         while !Task.isCancelled {
             do {
-                try await runtime.store.listen(
-                    onWake: { queue in byQueue[queue]?.nudge() },
-                    logger: self.logger
-                )
+                try await BoundedCall.run(
+                    timeout: self.configuration.effectiveDatabaseTimeout,
+                    "starting to listen for notifications"
+                ) { started in
+                    try await runtime.store.listen(
+                        onListening: {
+                            started()
+                            for runner in runners { runner.nudge() }
+                        },
+                        onWake: { queue in byQueue[queue]?.nudge() },
+                        logger: logger
+                    )
+                }
+                backoff.reset()
+            } catch let error as ConveyorError where !error.isTransient && error.code != .databaseError {
+                throw error
             } catch {
                 if Task.isCancelled { return }
-                self.logger.warning(
-                    "listening for notifications failed; polling until it reconnects",
-                    metadata: ["error": "\(String(reflecting: error))"]
-                )
-                // Notifications may have been missed while the connection was down.
-                for runner in runners { runner.nudge() }
-            }
-            do {
-                try await Task.sleep(for: .seconds(1))
-            } catch {
-                return
+                let delay = backoff.next()
+                if backoff.failures == 1 {
+                    self.logger.warning(
+                        "listening for notifications failed; polling until it reconnects",
+                        metadata: ["error": "\(error)"]
+                    )
+                }
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    return
+                }
             }
         }
     }

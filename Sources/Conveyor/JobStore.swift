@@ -47,6 +47,10 @@ public protocol JobStore: Sendable {
     ) async throws
         -> HeartbeatResult
 
+    /// Makes up to `limit` due scheduled and retryable jobs available, oldest run time first, and wakes the workers
+    /// listening on their queues. Safe to call from any number of processes at once.
+    func stageDueJobs(limit: Int, logger: Logger) async throws -> StagedJobs
+
     /// Running jobs whose lease expired before now, at most `limit`.
     func expiredLeases(limit: Int, logger: Logger) async throws -> [ExpiredLease]
 
@@ -72,12 +76,18 @@ public protocol JobStore: Sendable {
     /// Every queue that has jobs or a pause record, with counts by state.
     func queues(logger: Logger) async throws -> [QueueInfo]
 
-    /// Runnable jobs (available, scheduled or retryable) per queue, read from the runnable-jobs index.
+    /// Available jobs per queue (due and waiting for a worker), counted from the index of available jobs only: jobs
+    /// scheduled for later and finished jobs are never read.
     func runnableCounts(logger: Logger) async throws -> [String: Int]
 
-    /// Calls `onWake` with a queue name whenever jobs become available on it in another session. Returns when the
-    /// task is cancelled; throws when the listening connection fails (the caller reconnects).
-    func listen(onWake: @escaping @Sendable (String) -> Void, logger: Logger) async throws
+    /// Calls `onWake` with a queue name whenever jobs become available on it in another session. Calls
+    /// `onListening` once the LISTEN is in place (notifications sent before then are not seen). Returns when the task
+    /// is cancelled; throws when the listening connection fails (the caller reconnects).
+    func listen(
+        onListening: @escaping @Sendable () -> Void,
+        onWake: @escaping @Sendable (String) -> Void,
+        logger: Logger
+    ) async throws
 }
 
 /// A job leased to a worker by ``JobStore/fetch(queue:limit:workerID:leaseDuration:logger:)``.
@@ -252,5 +262,18 @@ public struct QueueInfo: Sendable, Hashable {
         self.name = name
         self.isPaused = isPaused
         self.counts = counts
+    }
+}
+
+/// What a call of ``JobStore/stageDueJobs(limit:logger:)`` did.
+public struct StagedJobs: Sendable, Hashable {
+    /// Jobs made available.
+    public var staged: Int
+    /// How long until the next scheduled or retryable job is due, by the database's clock; `nil` when none waits.
+    public var nextDue: Duration?
+
+    public init(staged: Int, nextDue: Duration?) {
+        self.staged = staged
+        self.nextDue = nextDue
     }
 }

@@ -59,18 +59,25 @@ public struct NewJob: Sendable, Hashable {
             throw ConveyorError(.invalidOption, "max attempts must be between 1 and 1000, got \(maxAttempts)")
         }
         var delayMilliseconds: Int64 = 0
-        if options.runAt == nil, let delay = options.delay {
+        if let runAt = options.runAt {
+            // to_timestamp and the microsecond conversion both hold this range with room to spare.
+            guard runAt.timeIntervalSince1970.isFinite, abs(runAt.timeIntervalSince1970) <= 1000 * 365.25 * 86_400
+            else {
+                throw ConveyorError(.invalidOption, "run time must be within 1000 years of 1970")
+            }
+        } else if let delay = options.delay {
             delayMilliseconds = delay.wholeMilliseconds
-            guard delayMilliseconds >= 0 else {
-                throw ConveyorError(.invalidOption, "delay must not be negative")
+            guard (0...Self.longestDelayMilliseconds).contains(delayMilliseconds) else {
+                throw ConveyorError(.invalidOption, "delay must be between 0 and 100 years")
             }
         }
         var timeoutMilliseconds: Int64?
         if let timeout = options.timeout {
-            timeoutMilliseconds = timeout.wholeMilliseconds
-            guard timeoutMilliseconds! > 0 else {
-                throw ConveyorError(.invalidOption, "timeout must be positive")
+            let milliseconds = timeout.wholeMilliseconds
+            guard (1...Self.longestDelayMilliseconds).contains(milliseconds) else {
+                throw ConveyorError(.invalidOption, "timeout must be between 1 ms and 100 years")
             }
+            timeoutMilliseconds = milliseconds
         }
         let tags = options.tags ?? []
         guard tags.count <= 32 else {
@@ -104,6 +111,10 @@ public struct NewJob: Sendable, Hashable {
 }
 
 extension NewJob {
+    /// The longest delay or timeout a job may ask for: 100 years. (A run time may be up to 1000 years from 1970.)
+    public static let longestDelaySeconds: Double = RetryPolicy.longestDelaySeconds
+    static let longestDelayMilliseconds = Int64(longestDelaySeconds * 1000)
+
     /// Checks encoded arguments: at most `maximumArgumentBytes`, one JSON object, and text PostgreSQL accepts.
     /// `trusted` text came from `JSONEncoder`, so it is valid JSON and only its shape and the NUL rule are checked.
     ///

@@ -43,3 +43,14 @@ func bootstrapLogging(level: Logger.Level) {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// A duration from a command-line number of seconds (or of `unit` seconds: 0.001 for milliseconds).
+///
+/// - Throws: `INVALID_OPTION` naming `option` when the number is infinite, NaN or too large for a duration, which
+///   `Duration.seconds(_:)` would trap on.
+func duration(seconds value: Double, unit: Double = 1, option: String) throws -> Duration {
+    guard let duration = Duration.checkedSeconds(value * unit) else {
+        throw ConveyorError(.invalidOption, "--\(option) must be a finite number of seconds, got \(value)")
+    }
+    return duration
+}

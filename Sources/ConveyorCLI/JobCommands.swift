@@ -60,7 +60,7 @@ struct EnqueueCommand: AsyncParsableCommand {
             let options = JobOptions(
                 queue: self.queue,
                 priority: self.priority,
-                delay: self.delay.map { .milliseconds(Int64($0 * 1000)) },
+                delay: try self.delay.map { try duration(seconds: $0, option: "delay") },
                 maxAttempts: self.maxAttempts,
                 tags: self.tags.isEmpty ? nil : self.tags,
                 namespace: self.namespace,

@@ -50,16 +50,20 @@ struct WorkerCommand: AsyncParsableCommand {
             }
             configuration.wakeMode = self.pollOnly ? .pollOnly : .listen
             configuration.synchronousLeases = self.synchronousLeases
-            configuration.leaseDuration = .seconds(self.lease)
-            configuration.heartbeatInterval = .seconds(self.heartbeat)
-            configuration.pollInterval = .seconds(self.poll)
-            configuration.reaperInterval = .seconds(self.reaper)
-            configuration.shutdownGracePeriod = .seconds(self.grace)
+            configuration.leaseDuration = try duration(seconds: self.lease, option: "lease")
+            configuration.heartbeatInterval = try duration(seconds: self.heartbeat, option: "heartbeat")
+            configuration.pollInterval = try duration(seconds: self.poll, option: "poll")
+            configuration.reaperInterval = try duration(seconds: self.reaper, option: "reaper")
+            configuration.shutdownGracePeriod = try duration(seconds: self.grace, option: "grace")
             configuration.completionBatchSize = self.completionBatch
-            configuration.completionFlushInterval = .microseconds(Int64(self.completionFlushMs * 1000))
+            configuration.completionFlushInterval = try duration(
+                seconds: self.completionFlushMs,
+                unit: 0.001,
+                option: "completion-flush-ms"
+            )
             try configuration.validate()
             var registry = JobRegistry()
-            DemoJobs.register(into: &registry, retryPolicy: RetryPolicy(base: .seconds(self.retryDelay)))
+            DemoJobs.register(into: &registry, retryPolicy: RetryPolicy(base: try duration(seconds: self.retryDelay, option: "retry-delay")))
             BenchJobs.register(into: &registry)
             let logger = Logger(label: "conveyor.worker")
             let url = try self.database.requireURL()

@@ -143,6 +143,18 @@ public struct JobTransition: Sendable, Hashable {
         }
     }
 
+    /// The transition written when the database refused an attempt's own result: dead-lettered with
+    /// `RESULT_REJECTED`, the attempt counted, and `reason` in the history.
+    public static func resultRejected(reason: String) -> JobTransition {
+        JobTransition(
+            state: .discarded,
+            deadReason: .resultRejected,
+            outcome: .failed,
+            errorCode: .resultRejected,
+            errorMessage: reason
+        )
+    }
+
     init(
         state: JobState,
         runAfter: Duration? = nil,

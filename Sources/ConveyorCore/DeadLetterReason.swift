@@ -15,6 +15,8 @@ public enum DeadLetterReason: String, Sendable, Hashable, CaseIterable, Codable 
     case malformedArguments = "MALFORMED_ARGUMENTS"
     /// The handler asked for the job to be discarded.
     case discarded = "DISCARDED"
+    /// The database refused to store the attempt's result (see ``AttemptErrorCode/resultRejected``).
+    case resultRejected = "RESULT_REJECTED"
 }
 
 /// The outcome of one attempt, as recorded in the job's attempt history.
@@ -49,4 +51,7 @@ public enum AttemptErrorCode: String, Sendable, Hashable, CaseIterable, Codable 
     case cancelled = "CANCELLED"
     /// The handler discarded the job.
     case discarded = "DISCARDED"
+    /// The database refused to store the attempt's result (a trigger, a constraint, a value it cannot hold); the
+    /// job was dead-lettered with the database's reason instead, so that it cannot stall its worker's other results.
+    case resultRejected = "RESULT_REJECTED"
 }

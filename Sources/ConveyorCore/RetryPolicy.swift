@@ -53,9 +53,16 @@ public struct RetryPolicy: Sendable, Hashable {
             seconds = maximumSeconds
         }
         let spread = seconds * self.jitter * (2 * min(max(unitRandom, 0), 1) - 1)
-        seconds = max(0, seconds + spread)
+        seconds += spread
+        // Whatever the fields hold (a NaN jitter, a maximum of `Duration.seconds(Int64.max)`), the delay is a
+        // number of milliseconds the database can add to a time, never a trap.
+        guard seconds.isFinite else { return .milliseconds(Int64(Self.longestDelaySeconds * 1000)) }
+        seconds = min(max(0, seconds), Self.longestDelaySeconds)
         return .milliseconds(Int64((seconds * 1000).rounded()))
     }
+
+    /// The longest delay a policy yields, whatever its fields say: 100 years.
+    public static let longestDelaySeconds: Double = 100 * 365.25 * 86_400
 
     private func pow(_ base: Double, _ exponent: Double) -> Double {
         var result = 1.0

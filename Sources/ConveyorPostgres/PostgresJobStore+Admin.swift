@@ -46,7 +46,7 @@ extension PostgresJobStore {
         try await self.run("cancelling job \(id)") {
             var binds = PostgresBindings()
             binds.append(id.rawValue)
-            let cancelled = try await self.committed(logger: logger) { connection in
+            let cancelled = try await self.committed(logger: logger) { [binds] connection in
                 let rows = try await connection.query(
                     PostgresQuery(unsafeSQL: self.statements.cancel, binds: binds),
                     logger: logger

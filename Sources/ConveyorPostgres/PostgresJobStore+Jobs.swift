@@ -22,7 +22,7 @@ extension PostgresJobStore {
             guard batch.count > Self.insertChunkSize else {
                 // One statement, through the procedure that commits before it returns.
                 let jobs = try batch.jobs(in: 0..<batch.count)
-                return try await self.client.withConnection { connection in
+                return try await self.withConnection { connection in
                     let statement = self.insertQuery(jobs[...], notify: notify, committing: true)
                     return try await self.insertChunk(jobs[...], statement: statement, on: connection, logger: logger)
                 }
@@ -379,6 +379,23 @@ extension PostgresJobStore {
         }
     }
 
+    public func stageDueJobs(limit: Int, logger: Logger) async throws -> StagedJobs {
+        try await self.run("staging due jobs") {
+            var binds = PostgresBindings(capacity: 2)
+            binds.append(limit)
+            binds.append(self.schema.insertChannel)
+            let rows = try await self.client.query(
+                PostgresQuery(unsafeSQL: self.statements.stage, binds: binds),
+                logger: logger
+            )
+            var result = StagedJobs(staged: 0, nextDue: nil)
+            for try await (staged, _, nextDue) in rows.decode((Int64, Int64?, Int64?).self) {
+                result = StagedJobs(staged: Int(staged), nextDue: nextDue.map { .milliseconds(max(0, $0)) })
+            }
+            return result
+        }
+    }
+
     public func expiredLeases(limit: Int, logger: Logger) async throws -> [ExpiredLease] {
         try await self.run("finding expired leases") {
             var binds = PostgresBindings()
@@ -403,11 +420,20 @@ extension PostgresJobStore {
         }
     }
 
-    public func listen(onWake: @escaping @Sendable (String) -> Void, logger: Logger) async throws {
-        try await self.client.withConnection { connection in
-            try await connection.listen(on: self.schema.insertChannel) { notifications in
-                for try await notification in notifications {
-                    onWake(notification.payload)
+    public func listen(
+        onListening: @escaping @Sendable () -> Void,
+        onWake: @escaping @Sendable (String) -> Void,
+        logger: Logger
+    ) async throws {
+        try await self.run("listening for notifications") {
+            try await self.client.withConnection { connection in
+                // postgres-nio runs this closure once the server confirmed the LISTEN; the sequence throws when the
+                // connection fails.
+                try await connection.listen(on: self.schema.insertChannel) { notifications in
+                    onListening()
+                    for try await notification in notifications {
+                        onWake(notification.payload)
+                    }
                 }
             }
         }
@@ -416,7 +442,7 @@ extension PostgresJobStore {
     public func notify(queues: [String], logger: Logger) async throws {
         guard !queues.isEmpty else { return }
         try await self.run("notifying workers") {
-            try await self.client.withConnection { connection in
+            try await self.withConnection { connection in
                 try await self.notify(queues: queues, on: connection, logger: logger)
             }
         }

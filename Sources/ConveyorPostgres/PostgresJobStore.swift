@@ -17,13 +17,50 @@ import PostgresNIO
 public struct PostgresJobStore: JobStore {
     public let client: PostgresClient
     public let schema: SchemaName
+    /// How long an enqueue, a migration or a notification waits for a connection from the pool before it fails
+    /// with `NO_CONNECTION` (default 5 s).
+    ///
+    /// postgres-nio queues such a request without limit when the `PostgresClient` is not running, and until the
+    /// database is back when it is unreachable; this bound turns both into a clear error. Once the call has its
+    /// connection it is not bounded. (A worker bounds each of its own calls as a whole, by
+    /// ``ConveyorWorker/Configuration/databaseTimeout``.)
+    public var connectionWaitTimeout: Duration
     let statements: Statements
 
     /// - Throws: `INVALID_SCHEMA_NAME` when `schema` is not a plain lower-case identifier.
-    public init(client: PostgresClient, schema: String = "conveyor") throws {
+    public init(client: PostgresClient, schema: String = "conveyor", connectionWaitTimeout: Duration = .seconds(5))
+        throws
+    {
         self.client = client
         self.schema = try SchemaName(schema)
+        self.connectionWaitTimeout = connectionWaitTimeout
         self.statements = Statements(schema: self.schema)
+    }
+
+    /// Runs `body` on a pooled connection, failing with `NO_CONNECTION` when none is handed out within
+    /// ``connectionWaitTimeout``.
+    func withConnection<Result: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await BoundedCall.run(
+                timeout: self.connectionWaitTimeout,
+                "getting a database connection",
+                startedBy: { [client] started in
+                    try await client.withConnection { connection in
+                        started()
+                        return try await body(connection)
+                    }
+                }
+            )
+        } catch let error as ConveyorError where error.code == .databaseTimeout {
+            throw ConveyorError(
+                .noConnection,
+                "no database connection within \(self.connectionWaitTimeout): the PostgresClient is not running (add "
+                    + "it to your ServiceGroup, or call its run()), or the database cannot be reached",
+                underlying: error
+            )
+        }
     }
 
     /// The migration SQL as one script (`conveyor migrate --print`), for teams that run their own migration tool.
@@ -44,17 +81,21 @@ public struct PostgresJobStore: JobStore {
     /// that was never stored. An explicit `COMMIT` reports completion only after the commit, WAL flush included.
     func committed<Result: Sendable>(
         logger: Logger,
-        _ body: (PostgresConnection) async throws -> Result
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        try await self.client.withConnection { connection in
+        try await self.withConnection { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
                 let result = try await body(connection)
                 try await connection.query("COMMIT", logger: logger)
                 return result
             } catch {
-                // After a failed COMMIT the transaction is gone already; the ROLLBACK only warns then.
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                // After a failed COMMIT the transaction is gone already; the ROLLBACK only warns then. On a
+                // connection that died, postgres-nio can drop a statement without ever answering it, so none is
+                // sent there (the server rolls back a dead session's transaction by itself).
+                if !connection.isClosed {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                }
                 throw error
             }
         }
@@ -66,7 +107,7 @@ public struct PostgresJobStore: JobStore {
     /// schema name: concurrent migrators queue on the lock, and each one that gets it sees what the others applied.
     public func migrate(logger: Logger) async throws -> [Int] {
         try await self.run("migrating schema \(self.schema.name)") {
-            try await self.client.withTransaction(logger: logger) { connection in
+            try await self.committed(logger: logger) { connection in
                 try await self.migrate(on: connection, logger: logger)
             }
         }
@@ -130,20 +171,69 @@ public struct PostgresJobStore: JobStore {
             return try await body()
         } catch let error as ConveyorError {
             throw error
-        } catch let error as PSQLError {
-            let state = error.serverInfo?[.sqlState]
-            if state == PostgresError.Code.uniqueViolation.raw {
-                throw ConveyorError(.duplicateJob, "\(what): a job with this unique key exists", underlying: error)
-            }
-            throw ConveyorError(
-                .databaseError,
-                "\(what) failed" + (state.map { " (SQLSTATE \($0))" } ?? ""),
-                underlying: error
-            )
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            throw ConveyorError(.databaseError, "\(what) failed", underlying: error)
+            throw Self.mapped(error, what)
+        }
+    }
+
+    /// The ``ConveyorError`` for a driver error, classified as the worker needs it: `DATABASE_UNAVAILABLE` for
+    /// what a retry can outlive, `SCHEMA_MISMATCH` for what no retry fixes, `DUPLICATE_JOB` for a unique key, and
+    /// `DATABASE_ERROR` (a problem of the statement's rows) for the rest. The message names the SQLSTATE, never the
+    /// server's text, which may quote stored values.
+    static func mapped(_ error: any Error, _ what: String) -> ConveyorError {
+        if let error = error as? ConveyorError { return error }
+        if let transaction = error as? PostgresTransactionError {
+            // The closure's error comes first: it is why the transaction was rolled back.
+            if let closure = transaction.closureError { return Self.mapped(closure, what) }
+            if let begin = transaction.beginError { return Self.mapped(begin, what) }
+            if let commit = transaction.commitError { return Self.mapped(commit, what) }
+            if let rollback = transaction.rollbackError { return Self.mapped(rollback, what) }
+        }
+        guard let error = error as? PSQLError else {
+            // NIO channel and socket errors: the connection is gone.
+            return ConveyorError(.databaseUnavailable, "\(what) failed: the connection failed", underlying: error)
+        }
+        guard let state = error.serverInfo?[.sqlState] else {
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed,
+                .queryCancelled, .sslUnsupported, .failedToAddSSLHandler:
+                return ConveyorError(
+                    .databaseUnavailable,
+                    "\(what) failed: the connection to the database was lost or could not be made",
+                    underlying: error
+                )
+            default:
+                return ConveyorError(.databaseError, "\(what) failed (\(error.code))", underlying: error)
+            }
+        }
+        return ConveyorError(Self.code(forSQLState: state), "\(what) failed (SQLSTATE \(state))", underlying: error)
+    }
+
+    /// How a server error's SQLSTATE is classified (see ``mapped(_:_:)``).
+    static func code(forSQLState state: String) -> ConveyorError.Code {
+        if state == PostgresError.Code.uniqueViolation.raw { return .duplicateJob }
+        switch state {
+        // Serialization failure, deadlock, lock not available, a read-only transaction (a replica promoted
+        // or not yet), a server in recovery mode.
+        case "40001", "40P01", "55P03", "25006", "57P04":
+            return .databaseUnavailable
+        default:
+            break
+        }
+        switch state.prefix(2) {
+        // 08 connection exception, 53 insufficient resources (too many connections, out of memory or disk),
+        // 57 operator intervention (admin shutdown, crash shutdown, cannot connect now, query cancelled), 58
+        // system error (I/O).
+        case "08", "53", "57", "58":
+            return .databaseUnavailable
+        // 3D invalid catalog (database), 3F invalid schema, 42 syntax error or access rule violation (a table or
+        // function missing, a permission denied), 28 invalid authorization, 0A feature not supported.
+        case "3D", "3F", "42", "28", "0A":
+            return .schemaMismatch
+        default:
+            return .databaseError
         }
     }
 }

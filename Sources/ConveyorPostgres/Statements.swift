@@ -18,6 +18,7 @@ struct Statements: Sendable {
     let complete: String
     let heartbeat: String
     let expiredLeases: String
+    let stage: String
     let job: String
     let list: String
     let cancel: String
@@ -103,6 +104,10 @@ struct Statements: Sendable {
             FROM held LEFT JOIN extended ON extended.id = held.id
             """
 
+        // Due scheduled and retryable jobs to available (migration 7); an autocommit statement: a staging lost in
+        // a crash is staged again by the next call.
+        self.stage = "SELECT staged, notified, next_due_ms FROM \(s).stage_due_jobs($1::integer, $2)"
+
         self.expiredLeases = """
             SELECT id, lease_token, kind, attempt, max_attempts
             FROM \(s).jobs
@@ -175,7 +180,7 @@ struct Statements: Sendable {
         self.runnableCounts = """
             SELECT queue, count(*)
             FROM \(s).jobs
-            WHERE state IN ('available', 'scheduled', 'retryable')
+            WHERE state = 'available'
             GROUP BY queue
             """
     }

@@ -21,6 +21,9 @@ final class InFlightJobs: Sendable {
             var started = false
             var finished = false
             var deadline: ContinuousClock.Instant?
+            /// When the handler finished (or the job was released unstarted): since then its result waits for the
+            /// completer.
+            var finishedAt: ContinuousClock.Instant?
         }
 
         let job: FetchedJob
@@ -74,6 +77,7 @@ final class InFlightJobs: Sendable {
         func markFinished() -> StopReason? {
             self.state.withLock { state in
                 state.finished = true
+                state.finishedAt = ContinuousClock.now
                 state.task = nil
             }
             return StopReason(rawValue: self.stopReason.load(ordering: .acquiring))
@@ -81,6 +85,9 @@ final class InFlightJobs: Sendable {
 
         /// Started and not finished.
         var isRunning: Bool { self.state.withLock { $0.started && !$0.finished } }
+
+        /// When the handler finished, while its result waits to be written; `nil` while it has not finished.
+        var finishedAt: ContinuousClock.Instant? { self.state.withLock { $0.finishedAt } }
 
         /// Whether the handler is running past its deadline.
         func isOverdue(now: ContinuousClock.Instant) -> Bool {
@@ -147,12 +154,38 @@ final class InFlightJobs: Sendable {
         self.held.withLock { $0.perQueue[queue] ?? 0 }
     }
 
-    func execution(_ id: JobID) -> Execution? {
-        self.held.withLock { $0.byID[id] }
+    /// The execution that holds `lease`: the same job under the same token. A newer attempt of the job (fetched
+    /// again after this lease was lost) is not it.
+    func execution(holding lease: JobLease) -> Execution? {
+        self.held.withLock { held in
+            guard let execution = held.byID[lease.id], execution.job.leaseToken == lease.token else { return nil }
+            return execution
+        }
     }
 
     var leases: [JobLease] {
         self.held.withLock { $0.byID.values.map(\.lease) }
+    }
+
+    /// The leases a heartbeat should extend: every held one but those whose result has waited for the completer
+    /// since before `writtenSince`. A result that could not be written for that long (the database is down, or
+    /// refuses it) no longer keeps its lease: the lease expires, and another worker takes the job back.
+    func leasesToExtend(resultsWaitingSince writtenSince: ContinuousClock.Instant) -> (
+        extend: [JobLease], abandoned: Int
+    ) {
+        self.held.withLock { held in
+            var extend: [JobLease] = []
+            extend.reserveCapacity(held.byID.count)
+            var abandoned = 0
+            for execution in held.byID.values {
+                if let finishedAt = execution.finishedAt, finishedAt < writtenSince {
+                    abandoned += 1
+                } else {
+                    extend.append(execution.lease)
+                }
+            }
+            return (extend, abandoned)
+        }
     }
 
     /// Running handlers (started, not yet finished) of `queue`.

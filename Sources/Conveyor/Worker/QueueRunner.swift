@@ -70,7 +70,13 @@ final class QueueRunner: Sendable {
         self.signal.wake()
     }
 
-    func run() async {
+    /// Fetches and runs until shutdown.
+    ///
+    /// - Throws: A fatal ``ConveyorError`` from a fetch (such as `SCHEMA_MISMATCH`), after draining. Transient
+    ///   failures are retried with backoff (50 ms doubling to 1 s) for as long as they last.
+    func run() async throws {
+        var fatal: (any Error)?
+        var backoff = Backoff(initial: .milliseconds(50), maximum: .seconds(1))
         await withDiscardingTaskGroup { group in
             while true {
                 let (limit, shuttingDown) = self.state.withLock { state -> (Int, Bool) in
@@ -80,7 +86,27 @@ final class QueueRunner: Sendable {
                 if limit > 0 {
                     let nudgesBefore = self.state.withLock { $0.nudges }
                     let fetchStart = ContinuousClock.now
-                    let jobs = await self.fetch(limit: limit)
+                    let jobs: [FetchedJob]
+                    do {
+                        jobs = try await self.fetch(limit: limit)
+                        backoff.reset()
+                    } catch let error as ConveyorError where error.isTransient || error.code == .databaseError {
+                        if Task.isCancelled { break }
+                        let delay = backoff.next()
+                        if backoff.failures == 1 {
+                            self.worker.logger.warning(
+                                "fetch failed; retrying until the database is back",
+                                metadata: ["queue": "\(self.queue)", "error": "\(error)"]
+                            )
+                        }
+                        try? await Task.sleep(for: delay)
+                        continue
+                    } catch is CancellationError {
+                        break
+                    } catch {
+                        fatal = error
+                        break
+                    }
                     let fetchTime = Double((ContinuousClock.now - fetchStart).wholeNanoseconds)
                     let executions = jobs.map { InFlightJobs.Execution(job: $0) }
                     self.worker.inFlight.insert(executions)
@@ -106,6 +132,7 @@ final class QueueRunner: Sendable {
             }
             await self.drain(group: &group)
         }
+        if let fatal { throw fatal }
     }
 
     /// How many jobs to fetch now: 0 unless more work may wait and either a slot would idle or at least half the
@@ -171,24 +198,21 @@ final class QueueRunner: Sendable {
         }
     }
 
-    private func fetch(limit: Int) async -> [FetchedJob] {
-        do {
-            return try await self.worker.store.fetch(
-                queue: self.queue,
+    private func fetch(limit: Int) async throws -> [FetchedJob] {
+        let worker = self.worker
+        let queue = self.queue
+        return try await BoundedCall.run(
+            timeout: worker.configuration.effectiveDatabaseTimeout,
+            "fetching jobs of queue \(queue)"
+        ) {
+            try await worker.store.fetch(
+                queue: queue,
                 limit: limit,
-                workerID: self.worker.workerID,
-                leaseDuration: self.worker.configuration.leaseDuration,
-                synchronousCommit: self.worker.configuration.synchronousLeases,
-                logger: self.worker.logger
+                workerID: worker.workerID,
+                leaseDuration: worker.configuration.leaseDuration,
+                synchronousCommit: worker.configuration.synchronousLeases,
+                logger: worker.logger
             )
-        } catch {
-            if !Task.isCancelled {
-                self.worker.logger.warning(
-                    "fetch failed; waiting for the next poll",
-                    metadata: ["queue": "\(self.queue)", "error": "\(String(reflecting: error))"]
-                )
-            }
-            return []
         }
     }
 

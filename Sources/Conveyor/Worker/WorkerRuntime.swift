@@ -1,6 +1,7 @@
 import ConveyorCore
 import Foundation
 import Logging
+import Synchronization
 
 /// The parts of a running worker that its loops share.
 final class WorkerRuntime: Sendable {
@@ -11,6 +12,8 @@ final class WorkerRuntime: Sendable {
     let logger: Logger
     let inFlight = InFlightJobs()
     let completer: Completer
+    let stager: Stager
+    private let failureLog = FailureLog(interval: .seconds(10))
 
     init(store: any JobStore, registry: JobRegistry, configuration: ConveyorWorker.Configuration, logger: Logger) {
         self.store = store
@@ -18,11 +21,19 @@ final class WorkerRuntime: Sendable {
         self.configuration = configuration
         self.workerID = configuration.workerID
         self.logger = logger
+        self.stager = Stager(
+            store: store,
+            pollInterval: configuration.pollInterval,
+            callTimeout: configuration.effectiveDatabaseTimeout,
+            logger: logger
+        )
         self.completer = Completer(
             store: store,
             inFlight: self.inFlight,
             batchSize: configuration.completionBatchSize,
             flushInterval: configuration.completionFlushInterval,
+            callTimeout: configuration.effectiveDatabaseTimeout,
+            stager: self.stager,
             logger: logger
         )
     }
@@ -68,10 +79,30 @@ final class WorkerRuntime: Sendable {
         }
         let stopReason = execution.markFinished()
         let result = Self.classify(thrown: thrown, stopReason: stopReason)
-        if case .failed(let message) = result, self.logger.logLevel <= .debug {
-            context.logger.debug("attempt failed", metadata: ["error": "\(message)"])
+        let transition = self.finish(job, result: result, entry: entry, elapsed: clock.now - start)
+        if let code = transition.errorCode, transition.outcome == .failed {
+            self.logFailure(job, code: code, transition: transition)
         }
-        self.finish(job, result: result, entry: entry, elapsed: clock.now - start)
+    }
+
+    /// Logs a failed attempt at `warning`, at most once per kind every ten seconds (with how many were not
+    /// logged since), and every one at `debug`.
+    private func logFailure(_ job: FetchedJob, code: AttemptErrorCode, transition: JobTransition) {
+        var metadata: Logger.Metadata = [
+            "job_id": "\(job.id)",
+            "kind": "\(job.kind)",
+            "queue": "\(job.queue)",
+            "attempt": "\(job.attempt)",
+            "error_code": "\(code.rawValue)",
+            "next_state": "\(transition.state.rawValue)",
+            "error": "\(transition.errorMessage ?? "")",
+        ]
+        if let suppressed = self.failureLog.admit(job.kind, now: ContinuousClock.now) {
+            if suppressed > 0 { metadata["not_logged_since"] = "\(suppressed)" }
+            self.logger.warning("attempt failed", metadata: metadata)
+        } else if self.logger.logLevel <= .debug {
+            self.logger.debug("attempt failed", metadata: metadata)
+        }
     }
 
     /// Gives a fetched job that never started back to `available` without using up an attempt.
@@ -79,7 +110,13 @@ final class WorkerRuntime: Sendable {
         self.finish(job, result: .released, entry: self.registry.entry(for: job.kind), elapsed: .zero)
     }
 
-    private func finish(_ job: FetchedJob, result: AttemptResult, entry: JobRegistry.Entry?, elapsed: Duration) {
+    @discardableResult
+    private func finish(
+        _ job: FetchedJob,
+        result: AttemptResult,
+        entry: JobRegistry.Entry?,
+        elapsed: Duration
+    ) -> JobTransition {
         let transition = JobTransition.after(
             result,
             attempt: job.attempt,
@@ -102,6 +139,7 @@ final class WorkerRuntime: Sendable {
                 durationMicroseconds: nanoseconds / 1000
             )
         )
+        return transition
     }
 
     static func classify(thrown: (any Error)?, stopReason: InFlightJobs.StopReason?) -> AttemptResult {
@@ -128,7 +166,32 @@ final class WorkerRuntime: Sendable {
         }
     }
 
+    /// A handler's error text or reason as it is stored (see ``ErrorText``).
     static func truncated(_ message: String) -> String {
-        message.utf8.count <= 2000 ? message : String(message.prefix(2000)) + "…"
+        ErrorText.sanitized(message)
+    }
+}
+
+/// Decides which failed attempts are logged at `warning`: one per kind per interval, so a storm of failures of one
+/// kind logs a line every interval instead of one per attempt.
+final class FailureLog: Sendable {
+    private let interval: Duration
+    private let last = Mutex<[String: (at: ContinuousClock.Instant, suppressed: Int)]>([:])
+
+    init(interval: Duration) {
+        self.interval = interval
+    }
+
+    /// The number of failures of `kind` not logged since the last logged one, if this one is to be logged.
+    func admit(_ kind: String, now: ContinuousClock.Instant) -> Int? {
+        self.last.withLock { last in
+            if let previous = last[kind], now - previous.at < self.interval {
+                last[kind] = (previous.at, previous.suppressed + 1)
+                return nil
+            }
+            let suppressed = last[kind]?.suppressed ?? 0
+            last[kind] = (now, 0)
+            return suppressed
+        }
     }
 }
