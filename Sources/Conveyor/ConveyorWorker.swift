@@ -81,23 +81,18 @@ public final class ConveyorWorker: Service, Sendable {
         public var supervisionInterval: Duration = .milliseconds(50)
         /// LISTEN/NOTIFY with poll fallback, or poll only (default `.listen`).
         public var wakeMode: WakeMode = .listen
-        /// The longest the worker waits for one database call (default 10 s; at most half the lease is used).
+        /// The longest the worker waits for one database call (default 10 s).
         ///
         /// Every call on the worker's paths (fetch, results, heartbeat, reaper, staging, getting a LISTEN
-        /// connection) is bounded by it: a call that has not returned by then counts as a transient failure and is
-        /// retried with backoff, so no loop can hang on a connection that died without saying so. It also bounds
-        /// shutdown: results still unwritten this long after the handlers stopped are left to expire.
+        /// connection) is bounded by it: a call that has not returned by then is cancelled and counts as a transient
+        /// failure, retried with backoff, so no loop can hang on a connection that died without saying so. It also
+        /// bounds shutdown: results still unwritten this long after the handlers stopped are left to expire.
         public var databaseTimeout: Duration = .seconds(10)
         /// Whether `run()` applies migrations first (default `true`).
         public var migrateOnStart: Bool = true
 
         public init() {}
 
-        /// ``databaseTimeout``, and at most half the lease, so that a call that timed out leaves time to retry
-        /// before the lease runs out.
-        var effectiveDatabaseTimeout: Duration {
-            min(self.databaseTimeout, self.leaseDuration / 2)
-        }
 
         /// Checks ranges once, before anything starts.
         public func validate() throws {
@@ -219,7 +214,7 @@ public final class ConveyorWorker: Service, Sendable {
                     } onGracefulShutdown: {
                         for runner in runners { runner.beginShutdown() }
                     }
-                    runtime.completer.finish(within: self.configuration.effectiveDatabaseTimeout)
+                    runtime.completer.finish(within: self.configuration.databaseTimeout)
                 }
                 background.cancelAll()
             }
@@ -235,7 +230,7 @@ public final class ConveyorWorker: Service, Sendable {
         _ what: @autoclosure () -> String,
         _ operation: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
-        try await BoundedCall.run(timeout: self.configuration.effectiveDatabaseTimeout, what(), operation)
+        try await BoundedCall.run(timeout: self.configuration.databaseTimeout, what(), operation)
     }
 
     /// Extends held leases every heartbeat interval and stops the handlers whose job was cancelled or whose lease
@@ -383,7 +378,7 @@ public final class ConveyorWorker: Service, Sendable {
         while !Task.isCancelled {
             do {
                 try await BoundedCall.run(
-                    timeout: self.configuration.effectiveDatabaseTimeout,
+                    timeout: self.configuration.databaseTimeout,
                     "starting to listen for notifications"
                 ) { started in
                     try await runtime.store.listen(

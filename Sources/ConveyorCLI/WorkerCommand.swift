@@ -35,6 +35,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Poll interval in seconds.") var poll: Double = 2
     @Option(help: "Reaper interval in seconds.") var reaper: Double = 15
     @Option(help: "Graceful shutdown period in seconds.") var grace: Double = 10
+    @Option(help: "The longest one database call may take, in seconds.") var databaseTimeout: Double = 10
     @Option(help: "Base retry delay in seconds for the demo job types.") var retryDelay: Double = 1
     @Option(help: "The most results written in one statement.") var completionBatch: Int = 500
     @Option(help: "How long results wait for a fuller batch, in milliseconds.") var completionFlushMs: Double = 1
@@ -55,6 +56,7 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration.pollInterval = try duration(seconds: self.poll, option: "poll")
             configuration.reaperInterval = try duration(seconds: self.reaper, option: "reaper")
             configuration.shutdownGracePeriod = try duration(seconds: self.grace, option: "grace")
+            configuration.databaseTimeout = try duration(seconds: self.databaseTimeout, option: "database-timeout")
             configuration.completionBatchSize = self.completionBatch
             configuration.completionFlushInterval = try duration(
                 seconds: self.completionFlushMs,

@@ -19,7 +19,7 @@ import Testing
         try await db.waitUntil("the first lease expired") {
             try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_expires_at < now()") == 1
         }
-        // The reaper takes the lease back; the job becomes runnable again at once.
+        // The reaper takes the lease back.
         let expired = try await db.store.expiredLeases(limit: 10, logger: db.logger)
         #expect(expired.map(\.lease) == [JobLease(id: enqueued.id, token: stale.leaseToken)])
         let reaped = try await db.store.complete(
@@ -40,6 +40,8 @@ import Testing
             logger: db.logger
         )
         #expect(reaped == [enqueued.id])
+        // Retryable at once: staging makes it available to fetch again.
+        #expect(try await db.store.stageDueJobs(limit: 10, logger: db.logger).staged == 1)
         let current = try #require(try await db.lease(as: "new-owner", for: .seconds(30)).first)
         #expect(current.attempt == 2)
         #expect(current.leaseToken != stale.leaseToken)

@@ -202,7 +202,7 @@ final class QueueRunner: Sendable {
         let worker = self.worker
         let queue = self.queue
         return try await BoundedCall.run(
-            timeout: worker.configuration.effectiveDatabaseTimeout,
+            timeout: worker.configuration.databaseTimeout,
             "fetching jobs of queue \(queue)"
         ) {
             try await worker.store.fetch(

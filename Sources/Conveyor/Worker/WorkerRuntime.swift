@@ -24,7 +24,7 @@ final class WorkerRuntime: Sendable {
         self.stager = Stager(
             store: store,
             pollInterval: configuration.pollInterval,
-            callTimeout: configuration.effectiveDatabaseTimeout,
+            callTimeout: configuration.databaseTimeout,
             logger: logger
         )
         self.completer = Completer(
@@ -32,7 +32,7 @@ final class WorkerRuntime: Sendable {
             inFlight: self.inFlight,
             batchSize: configuration.completionBatchSize,
             flushInterval: configuration.completionFlushInterval,
-            callTimeout: configuration.effectiveDatabaseTimeout,
+            callTimeout: configuration.databaseTimeout,
             stager: self.stager,
             logger: logger
         )
