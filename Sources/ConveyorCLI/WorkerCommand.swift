@@ -69,10 +69,12 @@ struct WorkerCommand: AsyncParsableCommand {
             BenchJobs.register(into: &registry)
             let logger = Logger(label: "conveyor.worker")
             let url = try self.database.requireURL()
-            let postgres = PostgresClient(
-                configuration: try PostgresClient.Configuration(url: url),
-                backgroundLogger: logger
+            var postgresConfiguration = try PostgresClient.Configuration(url: url)
+            // Lets an operator (or a fault test) find this worker's sessions in pg_stat_activity.
+            postgresConfiguration.options.additionalStartupParameters.append(
+                ("application_name", "conveyor worker \(self.database.schema)")
             )
+            let postgres = PostgresClient(configuration: postgresConfiguration, backgroundLogger: logger)
             let store = try PostgresJobStore(client: postgres, schema: self.database.schema)
             let client = ConveyorClient(store: store, logger: logger)
             let worker = ConveyorWorker(

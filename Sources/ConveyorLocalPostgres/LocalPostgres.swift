@@ -206,6 +206,35 @@ public struct LocalPostgres: Sendable {
         try removeTraces()
     }
 
+    /// Kills the server at once (`pg_ctl stop -m immediate`: every session ends without a goodbye, as in a crash)
+    /// and keeps the cluster, so that ``startAgain()`` brings it back on the same port with crash recovery. For
+    /// fault tests: what clients see when their database goes away.
+    /// - Throws: `STOP_FAILED` when the server keeps running.
+    public func crash() async throws {
+        let outcome = await control.stopCommand(mode: .immediate).run(logger: logger)
+        if !outcome.succeeded, await control.statusCommand().run(logger: logger).succeeded {
+            throw LocalPostgresError(
+                code: .stopFailed,
+                message: "pg_ctl could not stop the PostgreSQL server of \(directory) immediately",
+                details: outcome.diagnostics
+            )
+        }
+    }
+
+    /// Starts the server again on its port after ``crash()``, and returns once it accepts connections (crash
+    /// recovery included).
+    /// - Throws: `START_FAILED` with the server log's tail.
+    public func startAgain() async throws {
+        let attempt = await control.start(port: port, settings: settings)
+        guard attempt.outcome.succeeded else {
+            throw LocalPostgresError(
+                code: .startFailed,
+                message: "the PostgreSQL server in \(directory) failed to start again on port \(port)",
+                details: attempt.outcome.diagnostics + "\n" + ServerControl.tail(attempt.log)
+            )
+        }
+    }
+
     /// Stops the server at once with `pg_ctl stop -m immediate`, blocking the calling thread until it has exited,
     /// then deletes the cluster directory if ephemeral, or removes `owner.pid` if persistent. Never throws;
     /// failures are logged. Safe to call from an `atexit` handler; a persistent cluster runs crash recovery at its

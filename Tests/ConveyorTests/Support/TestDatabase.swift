@@ -34,8 +34,10 @@ struct TestDatabase: Sendable {
         return configuration
     }
 
-    static func withFreshSchema(_ body: (TestDatabase) async throws -> Void) async throws {
-        let url = try await TestServer.shared.url()
+    /// Runs `body` with a new migrated schema on the test server, or on the server at `url`.
+    static func withFreshSchema(on server: String? = nil, _ body: (TestDatabase) async throws -> Void) async throws {
+        let url: String
+        if let server { url = server } else { url = try await TestServer.shared.url() }
         let schema = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         var logger = Logger(label: "conveyor.test")
         logger.logLevel =
@@ -168,6 +170,23 @@ struct TestDatabase: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw TestFailure("timed out after \(timeout) waiting until \(what)")
+    }
+
+    /// As ``waitUntil(_:timeout:condition:)`` while the server may be down: a check that fails or takes longer than
+    /// 5 s counts as not yet.
+    func waitUntilReachable(
+        _ what: String,
+        timeout: Duration = .seconds(60),
+        condition: @escaping @Sendable () async throws -> Bool
+    ) async throws {
+        try await self.waitUntil(what, timeout: timeout) {
+            (try? await BoundedCall.run(timeout: .seconds(5), "checking: \(what)", condition)) ?? false
+        }
+    }
+
+    /// A count from a query while the server may be down: `nil` when it failed or took longer than 5 s.
+    func reachableScalar(_ sql: String) async -> Int? {
+        try? await BoundedCall.run(timeout: .seconds(5), "querying") { try await self.scalar(sql) }
     }
 
     /// Runs a worker in the background of `body`, then shuts it down gracefully and waits for it to return.

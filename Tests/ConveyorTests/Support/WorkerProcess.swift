@@ -20,7 +20,12 @@ final class WorkerProcess: @unchecked Sendable {
         return testBinary.deletingLastPathComponent().appendingPathComponent("conveyor")
     }
 
-    init(database: TestDatabase, arguments: [String]) throws {
+    convenience init(database: TestDatabase, arguments: [String]) throws {
+        try self.init(url: database.url, schema: database.schema, arguments: arguments)
+    }
+
+    /// A worker on the server at `url`, working `schema`; it connects as application `conveyor worker <schema>`.
+    init(url: String, schema: String, arguments: [String]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.executable.path) else {
             throw TestFailure("the conveyor executable is missing at \(Self.executable.path); build the package first")
         }
@@ -29,7 +34,7 @@ final class WorkerProcess: @unchecked Sendable {
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: self.logFile))
         self.process.executableURL = Self.executable
         self.process.arguments =
-            ["worker", "--database-url", database.url, "--schema", database.schema, "--log-level", "warning"]
+            ["worker", "--database-url", url, "--schema", schema, "--log-level", "warning"]
             + arguments
         self.process.standardOutput = log
         self.process.standardError = log

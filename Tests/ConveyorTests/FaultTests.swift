@@ -1,0 +1,151 @@
+import Conveyor
+import ConveyorLocalPostgres
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// The database going away under running worker processes: restarted, its sessions terminated, or down at shutdown.
+/// Restarts need a server of the test's own, so that other tests do not see them.
+@Suite struct FaultTests {
+    typealias Record = ProcessTests.Record
+
+    /// Runs `body` with a fresh migrated schema on a PostgreSQL server of its own, which `body` may crash and start
+    /// again.
+    static func withOwnServer(_ body: (LocalPostgres, TestDatabase) async throws -> Void) async throws {
+        var logger = Logger(label: "conveyor.test.postgres")
+        logger.logLevel = .warning
+        let server = try await LocalPostgres.startEphemeral(settings: .init(maxConnections: 100), logger: logger)
+        do {
+            try await TestDatabase.withFreshSchema(on: server.url) { db in try await body(server, db) }
+        } catch {
+            try? await server.stop()
+            throw error
+        }
+        try await server.stop()
+    }
+
+    static let workerArguments = [
+        "--queue", "q:10", "--lease", "5", "--heartbeat", "1", "--poll", "0.5", "--reaper", "1",
+        "--database-timeout", "3", "--grace", "5",
+    ]
+
+    @Test("worker processes drain every job through repeated immediate restarts of their database, then exit cleanly")
+    func drainSurvivesRestarts() async throws {
+        try await Self.withOwnServer { server, db in
+            let file = ProcessTests.recordFile()
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let total = 6000
+            try await db.client.jobs.enqueue(
+                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 2) },
+                options: .init(queue: "q")
+            )
+            let workers = try (0..<2).map { _ in
+                try WorkerProcess(url: db.url, schema: db.schema, arguments: Self.workerArguments)
+            }
+            let completed = "SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'"
+            var before = 0
+            for restart in 1...3 {
+                // Restart in the middle of the drain, each time after the workers made progress since the last.
+                let threshold = before + 400
+                try await db.waitUntilReachable("progress before restart \(restart)", timeout: .seconds(120)) {
+                    try await db.scalar(completed) >= threshold
+                }
+                try await server.crash()
+                try await server.startAgain()
+                before = await db.reachableScalar(completed) ?? before
+                #expect(before < total, "the drain ended before restart \(restart); the test proves nothing")
+            }
+            try await db.waitUntilReachable("every job completed", timeout: .seconds(180)) {
+                try await db.scalar(completed) == total
+            }
+            // The same processes did it: none exited, and both stop cleanly.
+            for worker in workers {
+                #expect(worker.isRunning, "\(worker.output)")
+                #expect(await worker.terminate() == 0, "\(worker.output)")
+            }
+            #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
+            #expect(Set(try RecordedRun.read(file).map(\.job)).count == total)
+        }
+    }
+
+    @Test("worker processes drain every job while each of their connections is terminated, again and again")
+    func drainSurvivesTerminatedConnections() async throws {
+        try await TestDatabase.withFreshSchema { db in
+            let file = ProcessTests.recordFile()
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let total = 6000
+            try await db.client.jobs.enqueue(
+                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 2) },
+                options: .init(queue: "q")
+            )
+            let workers = try (0..<2).map { _ in
+                try WorkerProcess(url: db.url, schema: db.schema, arguments: Self.workerArguments)
+            }
+            let completed = "SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'"
+            var binds = PostgresBindings()
+            binds.append("conveyor worker \(db.schema)")
+            var before = 0
+            for round in 1...5 {
+                try await db.waitUntil("progress before round \(round)", timeout: .seconds(120)) {
+                    try await db.scalar(completed) >= before + 300
+                }
+                let terminated = try await db.scalar(
+                    """
+                    SELECT count(pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
+                    WHERE application_name = $1
+                    """,
+                    binds
+                )
+                #expect(terminated >= 2, "round \(round) found no worker sessions to terminate")
+                before = try await db.scalar(completed)
+                #expect(before < total, "the drain ended before round \(round); the test proves nothing")
+            }
+            try await db.waitUntil("every job completed", timeout: .seconds(180)) {
+                try await db.scalar(completed) == total
+            }
+            for worker in workers {
+                #expect(worker.isRunning, "\(worker.output)")
+                #expect(await worker.terminate() == 0, "\(worker.output)")
+            }
+            #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
+        }
+    }
+
+    @Test("SIGTERM while the database is down returns within the grace period and the database timeout")
+    func shutdownWithDatabaseDownIsBounded() async throws {
+        try await Self.withOwnServer { server, db in
+            let file = ProcessTests.recordFile()
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            // Long jobs, so that some run and some finish while the database is down.
+            try await db.client.jobs.enqueue(
+                contentsOf: (0..<40).map { index in Record(file: file, milliseconds: index < 10 ? 300 : 60_000) },
+                options: .init(queue: "q")
+            )
+            let worker = try WorkerProcess(
+                url: db.url,
+                schema: db.schema,
+                arguments: [
+                    "--queue", "q:10", "--lease", "30", "--heartbeat", "1", "--poll", "0.5", "--reaper", "1",
+                    "--database-timeout", "2", "--grace", "1",
+                ]
+            )
+            try await db.waitUntil("ten jobs run") {
+                try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'") >= 10
+            }
+            try await server.crash()
+            let clock = ContinuousClock()
+            let start = clock.now
+            let status = await worker.terminate()
+            let took = clock.now - start
+            // Grace 1 s, results 2 s, and room for a loaded machine; without the bound it never returned.
+            #expect(took < .seconds(12), "shutdown took \(took): \(worker.output)")
+            #expect(status == 0, "\(worker.output)")
+            // What could not be released is left to expire; nothing stored was lost.
+            try await server.startAgain()
+            try await db.waitUntilReachable("the server is back") {
+                try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 40
+            }
+        }
+    }
+}
