@@ -30,14 +30,17 @@ import Testing
         "--database-timeout", "3", "--grace", "5",
     ]
 
+    struct NoOp: JobArguments {
+        static let kind = "bench.noop"
+    }
+
     @Test("worker processes drain every job through repeated immediate restarts of their database, then exit cleanly")
     func drainSurvivesRestarts() async throws {
         try await Self.withOwnServer { server, db in
-            let file = ProcessTests.recordFile()
-            defer { try? FileManager.default.removeItem(atPath: file) }
-            let total = 6000
+            // No-op jobs keep fetches and result writes in flight at every moment, so each restart cuts some off.
+            let total = 20_000
             try await db.client.jobs.enqueue(
-                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 2) },
+                contentsOf: (0..<total).map { _ in NoOp() },
                 options: .init(queue: "q")
             )
             let workers = try (0..<2).map { _ in
@@ -47,7 +50,7 @@ import Testing
             var before = 0
             for restart in 1...3 {
                 // Restart in the middle of the drain, each time after the workers made progress since the last.
-                let threshold = before + 400
+                let threshold = before + 2000
                 try await db.waitUntilReachable("progress before restart \(restart)", timeout: .seconds(120)) {
                     try await db.scalar(completed) >= threshold
                 }
@@ -65,7 +68,6 @@ import Testing
                 #expect(await worker.terminate() == 0, "\(worker.output)")
             }
             #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
-            #expect(Set(try RecordedRun.read(file).map(\.job)).count == total)
         }
     }
 
