@@ -255,7 +255,7 @@ public final class ConveyorWorker: Service, Sendable {
             }
             abandonedBefore = abandoned
             guard !leases.isEmpty else { continue }
-            let sent = Dictionary(uniqueKeysWithValues: leases.map { ($0.id, $0) })
+            let sent = Dictionary(leases.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             let result: HeartbeatResult
             do {
                 result = try await self.call("extending \(leases.count) lease(s)") { [logger, configuration] in
@@ -273,17 +273,8 @@ public final class ConveyorWorker: Service, Sendable {
                 self.logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
                 continue
             }
-            for id in result.cancelRequested {
-                guard let lease = sent[id] else { continue }
-                runtime.inFlight.execution(holding: lease)?.stop(.cancelRequested)
-            }
-            for id in result.lost {
-                // A result written since the heartbeat read its leases cleared the token: not a loss.
-                guard let lease = sent[id], let execution = runtime.inFlight.execution(holding: lease),
-                    execution.isRunning
-                else { continue }
-                self.logger.warning("lease lost; stopping the handler", metadata: ["job_id": "\(id)"])
-                execution.stop(.leaseLost)
+            for lease in runtime.apply(result, sent: sent) where lease.reason == .leaseLost {
+                self.logger.warning("lease lost; stopping the handler", metadata: ["job_id": "\(lease.lease.id)"])
             }
         }
     }

@@ -105,6 +105,31 @@ final class WorkerRuntime: Sendable {
         }
     }
 
+    /// Stops the handlers a heartbeat's answer concerns, by lease: the job and the token the heartbeat sent
+    /// (`sent`, by job). A handler is stopped only while it runs under that very lease: a newer attempt of the job
+    /// (fetched again after the lease was lost) is left alone, and so is a job whose result was written since the
+    /// heartbeat read its leases (the write cleared the token, which the heartbeat then reports as lost), or whose
+    /// handler finished and waits for the write. Returns the handlers it stopped, and why.
+    @discardableResult
+    func apply(
+        _ result: HeartbeatResult,
+        sent: [JobID: JobLease]
+    ) -> [(lease: JobLease, reason: InFlightJobs.StopReason)] {
+        var stopped: [(lease: JobLease, reason: InFlightJobs.StopReason)] = []
+        let answers =
+            result.cancelRequested.map { ($0, InFlightJobs.StopReason.cancelRequested) }
+            + result.lost.map { ($0, InFlightJobs.StopReason.leaseLost) }
+        for (id, reason) in answers {
+            // Buffered jobs count too: one whose lease was lost or that was cancelled must not start.
+            guard let lease = sent[id], let execution = self.inFlight.execution(holding: lease),
+                execution.finishedAt == nil
+            else { continue }
+            execution.stop(reason)
+            stopped.append((lease, reason))
+        }
+        return stopped
+    }
+
     /// Gives a fetched job that never started back to `available` without using up an attempt.
     func release(_ job: FetchedJob) {
         self.finish(job, result: .released, entry: self.registry.entry(for: job.kind), elapsed: .zero)
