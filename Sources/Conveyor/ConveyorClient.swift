@@ -290,7 +290,8 @@ extension ConveyorClient {
             try await self.client.store.setQueuePaused(queue, paused: false, logger: self.client.logger)
         }
 
-        /// Every known queue with its job counts by state.
+        /// Every known queue with counts of its available, scheduled, retryable, running and dead-lettered jobs
+        /// (finished jobs are not counted, so the call costs what waits, never what finished).
         public func list() async throws -> [QueueInfo] {
             try await self.client.store.queues(logger: self.client.logger)
         }

@@ -73,7 +73,9 @@ public protocol JobStore: Sendable {
     /// Pauses or resumes fetching from a queue for every worker.
     func setQueuePaused(_ queue: String, paused: Bool, logger: Logger) async throws
 
-    /// Every queue that has jobs or a pause record, with counts by state.
+    /// Every queue that has unfinished or dead-lettered jobs, or a pause record, with counts of its `available`,
+    /// `scheduled`, `retryable`, `running` and `discarded` jobs. Finished jobs (`completed`, `cancelled`) are not
+    /// counted: counting them would read every finished row; the worker's metrics count completions instead.
     func queues(logger: Logger) async throws -> [QueueInfo]
 
     /// Available jobs per queue (due and waiting for a worker), counted from the index of available jobs only: jobs
@@ -252,7 +254,8 @@ public struct JobPage: Sendable {
     }
 }
 
-/// A queue and how many of its jobs are in each state.
+/// A queue and how many of its unfinished and dead-lettered jobs are in each state (see
+/// ``JobStore/queues(logger:)``).
 public struct QueueInfo: Sendable, Hashable {
     public var name: String
     public var isPaused: Bool

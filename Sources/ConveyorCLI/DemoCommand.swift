@@ -155,9 +155,13 @@ final class DemoDriver: Service, Sendable {
         self.done.set()
     }
 
+    /// The demo queue's counts; completed is what is neither waiting, running nor dead-lettered (the demo's jobs
+    /// are never cancelled), since queue counts do not read finished jobs.
     private func counts() async throws -> [JobState: Int] {
         let queues = try await self.client.queues.list()
-        return queues.first { $0.name == self.queue }?.counts ?? [:]
+        var counts = queues.first { $0.name == self.queue }?.counts ?? [:]
+        counts[.completed] = self.jobs - counts.values.reduce(0, +)
+        return counts
     }
 
     private func retriedCount() async throws -> Int {

@@ -236,13 +236,15 @@ struct QueuesCommand: AsyncParsableCommand {
     )
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Queues with their job counts by state.")
+        static let configuration = CommandConfiguration(
+            abstract: "Queues with their waiting, running and dead-lettered jobs (finished jobs are not counted)."
+        )
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
             try await reportingErrors {
                 let queues = try await self.database.withClient { client in try await client.queues.list() }
-                let states = JobState.allCases
+                let states: [JobState] = [.available, .scheduled, .retryable, .running, .discarded]
                 print(
                     "QUEUE".padding(20) + " PAUSED "
                         + states.map { $0.rawValue.uppercased().padding(10) }.joined(separator: " ")

@@ -174,7 +174,18 @@ struct Statements: Sendable {
             ON CONFLICT (name) DO UPDATE SET paused_at = excluded.paused_at, updated_at = now()
             """
 
-        self.queueCounts = "SELECT queue, state, count(*) FROM \(s).jobs GROUP BY queue, state"
+        // Counts of the states that have a partial index of their own, one scan per index, so the cost follows
+        // the jobs waiting, running or dead-lettered and never the finished ones (a table of millions of completed
+        // jobs was grouped whole on every call). Completed and cancelled jobs are not counted here.
+        self.queueCounts = """
+            SELECT queue, state, count(*) FROM \(s).jobs WHERE state = 'available' GROUP BY queue, state
+            UNION ALL
+            SELECT queue, state, count(*) FROM \(s).jobs WHERE state IN ('scheduled', 'retryable') GROUP BY queue, state
+            UNION ALL
+            SELECT queue, state, count(*) FROM \(s).jobs WHERE state = 'running' GROUP BY queue, state
+            UNION ALL
+            SELECT queue, state, count(*) FROM \(s).jobs WHERE state = 'discarded' GROUP BY queue, state
+            """
         self.pausedQueues = "SELECT name, paused_at IS NOT NULL FROM \(s).queues"
 
         self.runnableCounts = """

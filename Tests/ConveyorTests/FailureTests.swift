@@ -161,6 +161,20 @@ import Testing
         }
     }
 
+    @Test("queue counts cover waiting, running and dead-lettered jobs, and not the finished ones they never read")
+    func queueCountsSkipFinishedJobs() async throws {
+        let db = try TestDatabase.get()
+        try await db.client.jobs.enqueue(contentsOf: (0..<4).map { Echo(value: $0) }, options: .init(queue: "q"))
+        try await db.client.jobs.enqueue(
+            contentsOf: (0..<2).map { Echo(value: $0) },
+            options: .init(queue: "q", delay: .seconds(3600))
+        )
+        let leased = try await db.lease(2, queue: "q", as: "probe", for: .seconds(60))
+        _ = try await db.store.complete([.succeeded(leased[0])], logger: db.logger)
+        let counts = try #require(try await db.client.queues.list().first { $0.name == "q" }).counts
+        #expect(counts == [.available: 2, .scheduled: 2, .running: 1])
+    }
+
     @Test("an enqueue through a PostgresClient that is not running fails with NO_CONNECTION instead of hanging")
     func enqueueWithoutRunningClientFails() async throws {
         let db = try TestDatabase.get()
