@@ -41,3 +41,37 @@ extension ConveyorClient.Jobs {
         return enqueued
     }
 }
+
+extension ConveyorClient {
+    /// Runs `body` in one transaction of the store's `PostgresClient` and returns once it committed: your own
+    /// writes and the jobs you enqueue `on:` the connection commit together, or none of them does.
+    ///
+    /// Unlike `PostgresClient.withTransaction`, which wraps every error in a `PostgresTransactionError`, what `body`
+    /// throws reaches you as it was thrown (a ``ConveyorError`` from an enqueue stays one, with its code), and a
+    /// failed `BEGIN` or `COMMIT` arrives as a ``ConveyorError`` (`DATABASE_UNAVAILABLE`, `DATABASE_ERROR`, …).
+    ///
+    /// ```swift
+    /// try await conveyor.withTransaction { connection in
+    ///     let orderID = try await orders.insert(order, on: connection)
+    ///     try await conveyor.jobs.enqueue(SendReceipt(orderID: orderID), on: connection)
+    /// }
+    /// ```
+    ///
+    /// - Throws: What `body` threw, after the rollback; a ``ConveyorError`` when the transaction itself failed;
+    ///   `INVALID_CONFIGURATION` when the store is not a ``PostgresJobStore``.
+    public func withTransaction<Result: Sendable>(
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        guard let store = self.store as? PostgresJobStore else {
+            throw ConveyorError(.invalidConfiguration, "withTransaction needs a PostgresJobStore")
+        }
+        do {
+            return try await store.client.withTransaction(logger: self.logger) { connection in
+                try await body(connection)
+            }
+        } catch let error as PostgresTransactionError {
+            if let thrown = error.closureError { throw thrown }
+            throw PostgresJobStore.mapped(error, "running a transaction")
+        }
+    }
+}

@@ -222,6 +222,32 @@ import Testing
         #expect(!again.isDuplicate)
     }
 
+    @Test("conveyor.withTransaction hands an enqueue's ConveyorError back unwrapped and commits nothing of it")
+    func transactionErrorsArriveAsConveyorErrors() async throws {
+        let db = try TestDatabase.get()
+        try await db.execute("CREATE TABLE {schema}.orders (id int PRIMARY KEY)")
+        let error = await #expect(throws: ConveyorError.self) {
+            try await db.client.withTransaction { connection in
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "INSERT INTO \"\(db.schema)\".orders VALUES (1)"),
+                    logger: db.logger
+                )
+                try await db.client.jobs.enqueue(Echo(value: 1), options: .init(queue: "bad queue"), on: connection)
+            }
+        }
+        #expect(error?.code == .invalidQueueName)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.orders") == 0)
+        let committed = try await db.client.withTransaction { connection in
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "INSERT INTO \"\(db.schema)\".orders VALUES (2)"),
+                logger: db.logger
+            )
+            return try await db.client.jobs.enqueue(Echo(value: 2), on: connection)
+        }
+        #expect(try await db.client.jobs.get(committed.id) != nil)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.orders") == 1)
+    }
+
     @Test("a duplicate unique key returns the existing job, within a batch too")
     func uniqueKeyReturnsExisting() async throws {
         let db = try TestDatabase.get()
