@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "ConveyorPostgres", targets: ["ConveyorPostgres"]),
         .library(name: "ConveyorLocalPostgres", targets: ["ConveyorLocalPostgres"]),
         .executable(name: "conveyor", targets: ["ConveyorCLI"]),
+        .executable(name: "receipt-server", targets: ["ReceiptServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(
@@ -70,6 +72,19 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // A small server app that embeds Conveyor, built with the package (the README's code comes from it).
+        .executableTarget(
+            name: "ReceiptServer",
+            dependencies: [
+                "Conveyor",
+                "ConveyorPostgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/ReceiptServer",
             swiftSettings: swiftSettings
         ),
         .testTarget(

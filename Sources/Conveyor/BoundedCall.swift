@@ -17,18 +17,25 @@ package enum BoundedCall {
     package static func run<Value: Sendable>(
         timeout: Duration,
         _ what: @autoclosure () -> String,
+        onLateResult: (@Sendable (Value) -> Void)? = nil,
         _ operation: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
-        try await Self.run(timeout: timeout, what(), startedBy: { _ in try await operation() })
+        try await Self.run(timeout: timeout, what(), onLateResult: onLateResult, startedBy: { _ in try await operation() })
     }
 
-    /// As ``run(timeout:_:_:)`` for a call that runs for as long as it is needed once it has started (a LISTEN): the
-    /// bound applies until `operation` calls the `started` closure it is given, and after that only cancellation
-    /// ends the wait.
+    /// As ``run(timeout:_:onLateResult:_:)`` for a call that runs for as long as it is needed once it has started
+    /// (a LISTEN, a call that got its connection): the bound applies until `operation` calls the `started` closure
+    /// it is given, and after that only cancellation ends the wait. `started()` returns `false` when the bound has
+    /// passed already: the caller was told `DATABASE_TIMEOUT`, and the operation must not go on (throw, or return
+    /// without doing anything).
+    ///
+    /// `onLateResult` receives a value the operation returned after its caller stopped waiting (a fetch whose jobs
+    /// nobody will run, say), so that it can be undone.
     package static func run<Value: Sendable>(
         timeout: Duration,
         _ what: @autoclosure () -> String,
-        startedBy operation: @escaping @Sendable (_ started: @escaping @Sendable () -> Void) async throws -> Value
+        onLateResult: (@Sendable (Value) -> Void)? = nil,
+        startedBy operation: @escaping @Sendable (_ started: @escaping @Sendable () -> Bool) async throws -> Value
     ) async throws -> Value {
         let outcome = Outcome<Value>()
         let description = what()
@@ -39,11 +46,21 @@ package enum BoundedCall {
                 return
             }
             outcome.resolve(
-                with: .failure(ConveyorError(.databaseTimeout, "\(description) took longer than \(timeout)"))
+                with: .failure(ConveyorError(.databaseTimeout, "\(description) took longer than \(timeout)")),
+                unlessStarted: true
             )
         }
         let call = Task {
-            outcome.resolve(with: await Result(catching: { try await operation({ timer.cancel() }) }))
+            let result = await Result(catching: {
+                try await operation({
+                    guard outcome.markStarted() else { return false }
+                    timer.cancel()
+                    return true
+                })
+            })
+            if !outcome.resolve(with: result), case .success(let value) = result {
+                onLateResult?(value)
+            }
         }
         defer { timer.cancel() }
         return try await withTaskCancellationHandler {
@@ -62,41 +79,54 @@ package enum BoundedCall {
 
     /// The first result of a bounded call, handed to its one waiter.
     private final class Outcome<Value: Sendable>: Sendable {
-        private enum State {
-            case pending(CheckedContinuation<Value, any Error>?)
-            case resolved(Result<Value, any Error>)
-            case delivered
+        private struct State {
+            var waiter: CheckedContinuation<Value, any Error>?
+            var result: Result<Value, any Error>?
+            var delivered = false
+            /// The operation said it started: the deadline no longer applies.
+            var started = false
         }
 
-        private let state = Mutex(State.pending(nil))
+        private let state = Mutex(State())
 
-        /// Records `result` unless one came first, and resumes the waiter if it waits already.
-        func resolve(with result: Result<Value, any Error>) {
-            let waiter = self.state.withLock { state -> CheckedContinuation<Value, any Error>? in
-                guard case .pending(let waiter) = state else { return nil }
-                if let waiter {
-                    state = .delivered
-                    return waiter
+        /// Records `result` unless one came first (or, with `unlessStarted`, the operation started), and resumes
+        /// the waiter if it waits already. Returns whether `result` was the one recorded.
+        @discardableResult
+        func resolve(with result: Result<Value, any Error>, unlessStarted: Bool = false) -> Bool {
+            let (recorded, waiter) = self.state.withLock { state -> (Bool, CheckedContinuation<Value, any Error>?) in
+                guard state.result == nil, !state.delivered, !(unlessStarted && state.started) else { return (false, nil) }
+                if let waiter = state.waiter {
+                    state.waiter = nil
+                    state.delivered = true
+                    return (true, waiter)
                 }
-                state = .resolved(result)
-                return nil
+                state.result = result
+                return (true, nil)
             }
             waiter?.resume(with: result)
+            return recorded
+        }
+
+        /// Marks the operation started, unless a result (the timeout) was recorded first.
+        func markStarted() -> Bool {
+            self.state.withLock { state in
+                guard state.result == nil, !state.delivered else { return false }
+                state.started = true
+                return true
+            }
         }
 
         func value() async throws -> Value {
             try await withCheckedThrowingContinuation { continuation in
                 let ready = self.state.withLock { state -> Result<Value, any Error>? in
-                    switch state {
-                    case .pending:
-                        state = .pending(continuation)
-                        return nil
-                    case .resolved(let result):
-                        state = .delivered
+                    if let result = state.result {
+                        state.result = nil
+                        state.delivered = true
                         return result
-                    case .delivered:
-                        return .failure(CancellationError())
                     }
+                    if state.delivered { return .failure(CancellationError()) }
+                    state.waiter = continuation
+                    return nil
                 }
                 if let ready { continuation.resume(with: ready) }
             }

@@ -2,6 +2,7 @@ import ConveyorCore
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Runs registered job handlers: a swift-service-lifecycle `Service`.
 ///
@@ -187,28 +188,51 @@ public final class ConveyorWorker: Service, Sendable {
             ]
         )
 
+        // A loop that fails fatally stops the queue runners too (a failing child cancels its own group's other
+        // children, not the code that runs the runners), so the worker drains and run() throws: it never goes on
+        // half alive.
+        let failed = Mutex(false)
+        @Sendable func failing(_ loop: @escaping @Sendable () async throws -> Void) -> @Sendable () async throws -> Void {
+            {
+                do {
+                    try await loop()
+                } catch {
+                    guard !(error is CancellationError) else { throw error }
+                    let first = failed.withLock { failed in
+                        defer { failed = true }
+                        return !failed
+                    }
+                    if first {
+                        // The body writes what the runners release once they have drained (see below).
+                        for runner in runners { runner.beginShutdown() }
+                    }
+                    throw error
+                }
+            }
+        }
         do {
-            // Every loop is a child of this group: a loop that fails ends the worker (the group cancels the others
-            // and rethrows), and none outlives run().
+            // Every loop is a child of these groups: a loop that fails ends the worker, and none outlives run().
             try await withThrowingDiscardingTaskGroup { background in
-                background.addTask { try await self.heartbeatLoop(runtime) }
-                background.addTask { try await self.reaperLoop(runtime) }
+                background.addTask(operation: failing { try await self.heartbeatLoop(runtime) })
+                background.addTask(operation: failing { try await self.reaperLoop(runtime) })
                 background.addTask { await self.supervisionLoop(runtime) }
                 background.addTask { try await self.pollLoop(runtime, runners: runners) }
-                background.addTask {
-                    try await runtime.stager.run(staged: { for runner in runners { runner.nudge() } })
-                }
+                background.addTask(
+                    operation: failing {
+                        try await runtime.stager.run(staged: { for runner in runners { runner.nudge() } })
+                    }
+                )
                 if self.configuration.wakeMode == .listen {
-                    background.addTask { try await self.listenLoop(runtime, runners: runners) }
+                    background.addTask(operation: failing { try await self.listenLoop(runtime, runners: runners) })
                 }
                 try await withThrowingDiscardingTaskGroup { work in
                     // The completer keeps writing after the queue runners stop, until it has drained or its bound
                     // passed.
-                    work.addTask { try await runtime.completer.run() }
+                    work.addTask(operation: failing { try await runtime.completer.run() })
                     try await withGracefulShutdownHandler {
                         try await withThrowingDiscardingTaskGroup { queues in
                             for runner in runners {
-                                queues.addTask { try await runner.run() }
+                                queues.addTask(operation: failing { try await runner.run() })
                             }
                         }
                     } onGracefulShutdown: {
@@ -320,8 +344,27 @@ public final class ConveyorWorker: Service, Sendable {
                     requireExpiredLease: true
                 )
             }
-            let reaped = try await self.call("writing \(completions.count) expired lease(s)") {
-                try await runtime.store.complete(completions, logger: logger)
+            let reaped: [JobID]
+            do {
+                reaped = try await self.call("writing \(completions.count) expired lease(s)") {
+                    try await runtime.store.complete(completions, logger: logger)
+                }
+            } catch let error as ConveyorError where error.code == .databaseError {
+                // A row the database refuses must not stop the reaping of every other: write them one by one.
+                var written: [JobID] = []
+                for completion in completions {
+                    do {
+                        written += try await self.call("writing an expired lease") {
+                            try await runtime.store.complete([completion], logger: logger)
+                        }
+                    } catch let error as ConveyorError where error.code == .databaseError {
+                        self.logger.error(
+                            "the database refused to record an expired lease",
+                            metadata: ["job_id": "\(completion.lease.id)", "error": "\(error)"]
+                        )
+                    }
+                }
+                reaped = written
             }
             if !reaped.isEmpty {
                 ConveyorMetrics.leasesReaped(reaped.count)
@@ -367,6 +410,8 @@ public final class ConveyorWorker: Service, Sendable {
         var backoff = Backoff(initial: .milliseconds(50), maximum: .seconds(1))
         let logger = self.logger
         while !Task.isCancelled {
+            let established = Mutex(false)
+            var failure: (any Error)?
             do {
                 try await BoundedCall.run(
                     timeout: self.configuration.databaseTimeout,
@@ -374,30 +419,34 @@ public final class ConveyorWorker: Service, Sendable {
                 ) { started in
                     try await runtime.store.listen(
                         onListening: {
-                            started()
+                            guard started() else { return }
+                            established.withLock { $0 = true }
                             for runner in runners { runner.nudge() }
                         },
                         onWake: { queue in byQueue[queue]?.nudge() },
                         logger: logger
                     )
                 }
-                backoff.reset()
             } catch let error as ConveyorError where !error.isTransient && error.code != .databaseError {
                 throw error
             } catch {
-                if Task.isCancelled { return }
-                let delay = backoff.next()
-                if backoff.failures == 1 {
-                    self.logger.warning(
-                        "listening for notifications failed; polling until it reconnects",
-                        metadata: ["error": "\(error)"]
-                    )
-                }
-                do {
-                    try await Task.sleep(for: delay)
-                } catch {
-                    return
-                }
+                failure = error
+            }
+            if Task.isCancelled { return }
+            // A connection that was listening and then failed starts the backoff afresh; either way the next one
+            // waits a moment, so a connection that keeps failing at once is not retried in a loop.
+            if established.withLock({ $0 }) { backoff.reset() }
+            let delay = backoff.next()
+            if backoff.failures == 1, let failure {
+                self.logger.warning(
+                    "listening for notifications failed; polling until it reconnects",
+                    metadata: ["error": "\(failure)"]
+                )
+            }
+            do {
+                try await Task.sleep(for: delay)
+            } catch {
+                return
             }
         }
     }

@@ -48,7 +48,8 @@ public struct PostgresJobStore: JobStore {
                 "getting a database connection",
                 startedBy: { [client] started in
                     try await client.withConnection { connection in
-                        started()
+                        // Too late: the caller was told NO_CONNECTION, so nothing may be written now.
+                        guard started() else { throw CancellationError() }
                         return try await body(connection)
                     }
                 }
@@ -191,14 +192,21 @@ public struct PostgresJobStore: JobStore {
             if let commit = transaction.commitError { return Self.mapped(commit, what) }
             if let rollback = transaction.rollbackError { return Self.mapped(rollback, what) }
         }
+        if error is PostgresDecodingError {
+            // A row that does not decode will not decode next time either.
+            return ConveyorError(.databaseError, "\(what) failed: a result did not decode", underlying: error)
+        }
         guard let error = error as? PSQLError else {
-            // NIO channel and socket errors: the connection is gone.
+            // NIO channel and socket errors, and the pool's own (shut down, circuit breaker open): the connection
+            // is gone or cannot be had now.
             return ConveyorError(.databaseUnavailable, "\(what) failed: the connection failed", underlying: error)
         }
         guard let state = error.serverInfo?[.sqlState] else {
             switch error.code {
+            // A protocol message the client could not make sense of leaves the connection unusable too.
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed,
-                .queryCancelled, .sslUnsupported, .failedToAddSSLHandler:
+                .queryCancelled, .sslUnsupported, .failedToAddSSLHandler, .unexpectedBackendMessage,
+                .messageDecodingFailure:
                 return ConveyorError(
                     .databaseUnavailable,
                     "\(what) failed: the connection to the database was lost or could not be made",
@@ -215,9 +223,9 @@ public struct PostgresJobStore: JobStore {
     static func code(forSQLState state: String) -> ConveyorError.Code {
         if state == PostgresError.Code.uniqueViolation.raw { return .duplicateJob }
         switch state {
-        // Serialization failure, deadlock, lock not available, a read-only transaction (a replica promoted
-        // or not yet), a server in recovery mode.
-        case "40001", "40P01", "55P03", "25006", "57P04":
+        // Serialization failure, deadlock, lock not available, a read-only transaction (a replica, or a
+        // primary not yet promoted).
+        case "40001", "40P01", "55P03", "25006":
             return .databaseUnavailable
         default:
             break

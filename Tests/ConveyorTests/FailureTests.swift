@@ -175,6 +175,20 @@ import Testing
         #expect(counts == [.available: 2, .scheduled: 2, .running: 1])
     }
 
+    @Test("a worker whose schema lost a function it needs stops with SCHEMA_MISMATCH instead of running half alive")
+    func fatalErrorEndsTheWorker() async throws {
+        let db = try TestDatabase.get()
+        try await db.execute("DROP FUNCTION {schema}.stage_due_jobs(integer, text)")
+        var registry = JobRegistry()
+        registry.register(Echo.self) { _, _ in }
+        var configuration = ConveyorWorker.Configuration()
+        configuration.migrateOnStart = false
+        configuration.pollInterval = .milliseconds(100)
+        let worker = ConveyorWorker(client: db.client, registry: registry, configuration: configuration, logger: db.logger)
+        let error = await #expect(throws: ConveyorError.self) { try await worker.run() }
+        #expect(error?.code == .schemaMismatch)
+    }
+
     @Test("an enqueue through a PostgresClient that is not running fails with NO_CONNECTION instead of hanging")
     func enqueueWithoutRunningClientFails() async throws {
         let db = try TestDatabase.get()

@@ -25,6 +25,16 @@ import Testing
         try await server.stop()
     }
 
+    /// Runs `body`, adding the workers' logs to any error it throws.
+    static func explaining(_ workers: [WorkerProcess], _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            let logs = workers.enumerated().map { "--- worker \($0.offset) ---\n\($0.element.output.suffix(6000))" }
+            throw TestFailure("\(error)\n" + logs.joined(separator: "\n"))
+        }
+    }
+
     static let workerArguments = [
         "--queue", "q:10", "--lease", "5", "--heartbeat", "1", "--poll", "0.5", "--reaper", "1",
         "--database-timeout", "3", "--grace", "5",
@@ -38,7 +48,7 @@ import Testing
     func drainSurvivesRestarts() async throws {
         try await Self.withOwnServer { server, db in
             // No-op jobs keep fetches and result writes in flight at every moment, so each restart cuts some off.
-            let total = 20_000
+            let total = 10_000
             try await db.client.jobs.enqueue(
                 contentsOf: (0..<total).map { _ in NoOp() },
                 options: .init(queue: "q")
@@ -47,10 +57,11 @@ import Testing
                 try WorkerProcess(url: db.url, schema: db.schema, arguments: Self.workerArguments)
             }
             let completed = "SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'"
+            try await Self.explaining(workers) {
             var before = 0
             for restart in 1...3 {
                 // Restart in the middle of the drain, each time after the workers made progress since the last.
-                let threshold = before + 2000
+                let threshold = before + 1500
                 try await db.waitUntilReachable("progress before restart \(restart)", timeout: .seconds(120)) {
                     try await db.scalar(completed) >= threshold
                 }
@@ -61,6 +72,7 @@ import Testing
             }
             try await db.waitUntilReachable("every job completed", timeout: .seconds(180)) {
                 try await db.scalar(completed) == total
+            }
             }
             // The same processes did it: none exited, and both stop cleanly.
             for worker in workers {
@@ -87,6 +99,7 @@ import Testing
             let completed = "SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'"
             var binds = PostgresBindings()
             binds.append("conveyor worker \(db.schema)")
+            try await Self.explaining(workers) {
             var before = 0
             for round in 1...5 {
                 try await db.waitUntil("progress before round \(round)", timeout: .seconds(120)) {
@@ -105,6 +118,7 @@ import Testing
             }
             try await db.waitUntil("every job completed", timeout: .seconds(180)) {
                 try await db.scalar(completed) == total
+            }
             }
             for worker in workers {
                 #expect(worker.isRunning, "\(worker.output)")

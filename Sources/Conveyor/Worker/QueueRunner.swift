@@ -203,7 +203,10 @@ final class QueueRunner: Sendable {
         let queue = self.queue
         return try await BoundedCall.run(
             timeout: worker.configuration.databaseTimeout,
-            "fetching jobs of queue \(queue)"
+            "fetching jobs of queue \(queue)",
+            // A fetch that committed after this stopped waiting leased jobs nobody runs: give them back at once
+            // rather than let their leases expire and count an attempt.
+            onLateResult: { jobs in jobs.forEach(worker.release) }
         ) {
             try await worker.store.fetch(
                 queue: queue,

@@ -81,12 +81,19 @@ final class Stager: Sendable {
     }
 
     /// Sleeps until `deadline`, or until ``expect(_:)`` asks for an earlier run.
+    ///
+    /// The deadline wakes the signal rather than racing a task that waits on it: cancelling a task that waits on
+    /// an `AsyncStream` ends the stream for good, and every later wait would return at once.
     private func sleep(until deadline: ContinuousClock.Instant) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
-            group.addTask { _ = await self.signal.wait() }
-            await group.next()
-            group.cancelAll()
+        let timer = Task { [signal] in
+            do {
+                try await Task.sleep(until: deadline, clock: .continuous)
+            } catch {
+                return
+            }
+            signal.wake()
         }
+        _ = await self.signal.wait()
+        timer.cancel()
     }
 }

@@ -9,7 +9,9 @@ import PostgresNIO
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the DESIGN.md workloads (W1 drain, W2 latency, W4 scale, W5 sustained, idle cost).",
+        abstract:
+            "Measure the DESIGN.md workloads (W1 drain, W2 latency, W4 scale, W5 sustained, W8 faults, W9 scheduled, "
+            + "idle cost).",
         discussion: """
             Starts a private PostgreSQL with the benchmark settings (fsync and synchronous_commit on, \
             shared_buffers=1GB, max_connections=200) unless --database-url or DATABASE_URL is given. Workers run \
@@ -23,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         parsing: .upToNextOption,
-        help: "Workloads to run: w1 w2 w4 w5 idle, or all (default: w1 w2 idle)."
+        help: "Workloads to run: w1 w2 w4 w5 w8 w9 idle, or all (default: w1 w2 idle)."
     )
     var workloads: [String] = ["w1", "w2", "idle"]
 
@@ -39,6 +41,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "W5 duration in seconds.") var duration: Int = 60
     @Option(help: "W5 tenants the jobs are spread over.") var tenants: Int = 100
     @Option(help: "Idle measurement window in seconds.") var idleSeconds: Int = 20
+    @Option(help: "W8 immediate restarts of the private server during the drain.") var restarts: Int = 5
+    @Option(help: "W8 jobs in the drain.") var faultJobs: Int = 100_000
+    @Option(help: "W9 jobs scheduled a day ahead in the queue.") var scheduled: Int = 1_000_000
     @Flag(help: "Also run the SQL ceiling (../shared/bench/ceiling/run_ceiling.sh) on the same server.")
     var ceiling = false
     @Option(help: "The ceiling script.") var ceilingScript: String = "../shared/bench/ceiling/run_ceiling.sh"
@@ -79,12 +84,13 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     private func validateOptions() throws {
-        let known: Set = ["w1", "w2", "w4", "w5", "idle", "all"]
+        let known: Set = ["w1", "w2", "w4", "w5", "w8", "w9", "idle", "all"]
         for workload in self.workloads where !known.contains(workload) {
-            throw ConveyorError(.invalidOption, "unknown workload \(workload); use w1 w2 w4 w5 idle or all")
+            throw ConveyorError(.invalidOption, "unknown workload \(workload); use w1 w2 w4 w5 w8 w9 idle or all")
         }
         guard self.runs >= 1, self.jobs >= 1, self.slots >= 1, self.processes >= 1, self.samples >= 1,
-            self.rate >= 1, self.duration >= 1, self.tenants >= 1
+            self.rate >= 1, self.duration >= 1, self.tenants >= 1, self.restarts >= 1, self.faultJobs >= 1,
+            self.scheduled >= 1
         else {
             throw ConveyorError(.invalidOption, "counts, rates and durations must be positive")
         }
@@ -117,7 +123,9 @@ struct BenchCommand: AsyncParsableCommand {
             let environment = BenchEnvironment(url: url, postgres: postgres, logger: logger, slots: self.slots)
             try await environment.dropBenchSchemas()
             let workloads = BenchWorkloads(environment: environment, jobs: self.jobs, processes: self.processes)
-            let selected = Set(self.workloads.contains("all") ? ["w1", "w2", "w4", "w5", "idle"] : self.workloads)
+            let selected = Set(
+                self.workloads.contains("all") ? ["w1", "w2", "w4", "w5", "w8", "w9", "idle"] : self.workloads
+            )
             var report = BenchReport(
                 machine: BenchReport.Machine.current(),
                 settings: [
@@ -165,6 +173,29 @@ struct BenchCommand: AsyncParsableCommand {
                 if selected.contains("idle") {
                     self.status("run \(run)/\(self.runs): idle worker for \(self.idleSeconds) s …")
                     figures += try await workloads.idle(seconds: self.idleSeconds)
+                }
+                if selected.contains("w9") {
+                    self.status("run \(run)/\(self.runs): W9, W2 with \(self.scheduled) jobs scheduled ahead …")
+                    figures += try await workloads.latency(
+                        samples: self.samples,
+                        interval: .milliseconds(self.intervalMs),
+                        scheduledAhead: self.scheduled
+                    )
+                    self.status("run \(run)/\(self.runs): W9 idle worker beside \(self.scheduled) scheduled jobs …")
+                    figures += try await workloads.idle(seconds: self.idleSeconds, scheduledAhead: self.scheduled)
+                }
+                if selected.contains("w8") {
+                    if let cluster {
+                        self.status("run \(run)/\(self.runs): W8 drain of \(self.faultJobs) with \(self.restarts) restarts …")
+                        let faults = BenchWorkloads(
+                            environment: environment,
+                            jobs: self.faultJobs,
+                            processes: self.processes
+                        )
+                        figures += try await faults.faults(cluster: cluster, restarts: self.restarts)
+                    } else if run == 1 {
+                        report.notes.append("W8 needs the private server (it restarts it); not run on DATABASE_URL")
+                    }
                 }
                 try await environment.dropBenchSchemas(except: prefilled?.schema)
                 runs.append(figures)

@@ -1,4 +1,5 @@
 import Conveyor
+import ConveyorPostgres
 import Foundation
 import PostgresNIO
 
@@ -159,7 +160,7 @@ struct BenchWorkloads: Sendable {
     }
 
     /// Enqueues `count` no-op jobs on `queue`, one call (and transaction) per batch, one call after another.
-    private static func enqueueNoops(
+    static func enqueueNoops(
         _ count: Int,
         inBatchesOf batchSize: Int,
         queue: String,
@@ -230,10 +231,15 @@ struct BenchWorkloads: Sendable {
 
     // MARK: W2
 
-    /// W2 latency: an idle, listening worker; one enqueue every `interval`; commit → handler start.
-    func latency(samples: Int, interval: Duration) async throws -> [Measurement] {
+    /// W2 latency: an idle, listening worker; one enqueue every `interval`; commit → handler start. With
+    /// `scheduledAhead` jobs scheduled a day ahead in the same queue, it is W9; both also time a fetch that finds
+    /// nothing due.
+    func latency(samples: Int, interval: Duration, scheduledAhead: Int = 0) async throws -> [Measurement] {
         let env = self.environment
-        let (schema, client) = try await env.freshSchema("w2")
+        let prefix = scheduledAhead > 0 ? "W9" : "W2"
+        let (schema, client) = try await env.freshSchema(prefix.lowercased())
+        if scheduledAhead > 0 { try await self.scheduleAhead(scheduledAhead, schema: schema) }
+        let emptyFetch = try await self.emptyFetch(schema: schema)
         let file = NSTemporaryDirectory() + "conveyor-bench-\(schema).txt"
         defer { try? FileManager.default.removeItem(atPath: file) }
         // Like a drain, W2 starts without the previous workload's checkpoint pending: one that ran during the
@@ -258,9 +264,10 @@ struct BenchWorkloads: Sendable {
         try await env.waitDrained(schema)
         let latencies = try Self.startLatencies(file: file, committed: committed)
         return [
-            Measurement(name: "W2 commit → start p50", unit: "ms", value: latencies.percentile(0.50)),
-            Measurement(name: "W2 commit → start p95", unit: "ms", value: latencies.percentile(0.95)),
-            Measurement(name: "W2 commit → start p99", unit: "ms", value: latencies.percentile(0.99)),
+            Measurement(name: "\(prefix) commit → start p50", unit: "ms", value: latencies.percentile(0.50)),
+            Measurement(name: "\(prefix) commit → start p95", unit: "ms", value: latencies.percentile(0.95)),
+            Measurement(name: "\(prefix) commit → start p99", unit: "ms", value: latencies.percentile(0.99)),
+            Measurement(name: "\(prefix) fetch finding nothing due, median", unit: "ms", value: emptyFetch),
         ]
     }
 
@@ -363,7 +370,7 @@ struct BenchWorkloads: Sendable {
 
     /// Transactions per second that one idle worker process sends, from `pg_stat_database` of a database that
     /// only this worker uses (so autovacuum and the benchmark's own queries elsewhere do not count).
-    func idle(seconds: Int) async throws -> [Measurement] {
+    func idle(seconds: Int, scheduledAhead: Int = 0) async throws -> [Measurement] {
         let env = self.environment
         let database = "conveyor_bench_idle_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         try await env.postgres.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"))
@@ -376,7 +383,24 @@ struct BenchWorkloads: Sendable {
         }
         let worker = try BenchWorker(url: url, schema: "conveyor", arguments: ["--queue", "bench:\(env.slots)"])
         try await env.waitListening("conveyor", count: 1)
+        if scheduledAhead > 0 {
+            let idleDatabase = PostgresClient(
+                configuration: try PostgresClient.Configuration(url: url),
+                backgroundLogger: env.logger
+            )
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await idleDatabase.run() }
+                defer { group.cancelAll() }
+                let scheduling = BenchWorkloads(
+                    environment: BenchEnvironment(url: url, postgres: idleDatabase, logger: env.logger, slots: env.slots),
+                    jobs: self.jobs,
+                    processes: self.processes
+                )
+                try await scheduling.scheduleAhead(scheduledAhead, schema: "conveyor")
+            }
+        }
         try await Task.sleep(for: .seconds(2))
+        let cpuBefore = ProcessCPU.postgresSeconds()
         func transactions() async throws -> Double {
             try await env.postgres.query(PostgresQuery(unsafeSQL: "SELECT pg_catalog.pg_stat_clear_snapshot()"))
             var binds = PostgresBindings()
@@ -398,14 +422,14 @@ struct BenchWorkloads: Sendable {
         // Backends publish their counts when idle, at most once a second: wait that out before reading.
         try await Task.sleep(for: .milliseconds(1500))
         let after = try await transactions()
+        let postgresCPU = ProcessCPU.postgresSeconds() - cpuBefore
         worker.stop()
         try await env.postgres.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(database) WITH (FORCE)"))
+        let name = scheduledAhead > 0 ? "W9 idle worker" : "idle worker"
+        let window = Double(seconds) + 1.5
         return [
-            Measurement(
-                name: "idle worker queries",
-                unit: "queries/s",
-                value: max(0, after - before) / (Double(seconds) + 1.5)
-            )
+            Measurement(name: "\(name) queries", unit: "queries/s", value: max(0, after - before) / window),
+            Measurement(name: "\(name) PostgreSQL CPU", unit: "ms/s", value: postgresCPU * 1000 / window),
         ]
     }
 }
