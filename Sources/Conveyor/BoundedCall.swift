@@ -20,7 +20,12 @@ package enum BoundedCall {
         onLateResult: (@Sendable (Value) -> Void)? = nil,
         _ operation: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
-        try await Self.run(timeout: timeout, what(), onLateResult: onLateResult, startedBy: { _ in try await operation() })
+        try await Self.run(
+            timeout: timeout,
+            what(),
+            onLateResult: onLateResult,
+            startedBy: { _ in try await operation() }
+        )
     }
 
     /// As ``run(timeout:_:onLateResult:_:)`` for a call that runs for as long as it is needed once it has started
@@ -94,7 +99,9 @@ package enum BoundedCall {
         @discardableResult
         func resolve(with result: Result<Value, any Error>, unlessStarted: Bool = false) -> Bool {
             let (recorded, waiter) = self.state.withLock { state -> (Bool, CheckedContinuation<Value, any Error>?) in
-                guard state.result == nil, !state.delivered, !(unlessStarted && state.started) else { return (false, nil) }
+                guard state.result == nil, !state.delivered, !(unlessStarted && state.started) else {
+                    return (false, nil)
+                }
                 if let waiter = state.waiter {
                     state.waiter = nil
                     state.delivered = true

@@ -94,7 +94,6 @@ public final class ConveyorWorker: Service, Sendable {
 
         public init() {}
 
-
         /// Checks ranges once, before anything starts.
         public func validate() throws {
             guard !self.queues.isEmpty else {
@@ -192,7 +191,8 @@ public final class ConveyorWorker: Service, Sendable {
         // children, not the code that runs the runners), so the worker drains and run() throws: it never goes on
         // half alive.
         let failed = Mutex(false)
-        @Sendable func failing(_ loop: @escaping @Sendable () async throws -> Void) -> @Sendable () async throws -> Void {
+        @Sendable func failing(_ loop: @escaping @Sendable () async throws -> Void) -> @Sendable () async throws -> Void
+        {
             {
                 do {
                     try await loop()

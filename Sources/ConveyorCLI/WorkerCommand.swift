@@ -65,7 +65,10 @@ struct WorkerCommand: AsyncParsableCommand {
             )
             try configuration.validate()
             var registry = JobRegistry()
-            DemoJobs.register(into: &registry, retryPolicy: RetryPolicy(base: try duration(seconds: self.retryDelay, option: "retry-delay")))
+            DemoJobs.register(
+                into: &registry,
+                retryPolicy: RetryPolicy(base: try duration(seconds: self.retryDelay, option: "retry-delay"))
+            )
             BenchJobs.register(into: &registry)
             let logger = Logger(label: "conveyor.worker")
             let url = try self.database.requireURL()

@@ -9,7 +9,11 @@ extension Duration {
 
     /// Whole nanoseconds, rounded toward zero (enough for about 292 years), saturating as ``wholeMilliseconds``.
     public var wholeNanoseconds: Int64 {
-        Self.saturating(self.components.seconds, times: 1_000_000_000, plus: self.components.attoseconds / 1_000_000_000)
+        Self.saturating(
+            self.components.seconds,
+            times: 1_000_000_000,
+            plus: self.components.attoseconds / 1_000_000_000
+        )
     }
 
     /// The duration in seconds, as a floating-point number.

@@ -28,7 +28,11 @@ public struct PostgresJobStore: JobStore {
     let statements: Statements
 
     /// - Throws: `INVALID_SCHEMA_NAME` when `schema` is not a plain lower-case identifier.
-    public init(client: PostgresClient, schema: String = "conveyor", connectionWaitTimeout: Duration = .seconds(5))
+    public init(
+        client: PostgresClient,
+        schema: String = "conveyor",
+        connectionWaitTimeout: Duration = .seconds(5)
+    )
         throws
     {
         self.client = client

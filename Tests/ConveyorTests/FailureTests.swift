@@ -105,6 +105,49 @@ import Testing
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
     }
 
+    @Test("a worker that cannot write a result for half the lease stops extending it, so the job is taken back")
+    func unwritableResultLetsTheLeaseExpire() async throws {
+        let db = try TestDatabase.get()
+        // Every attempt to complete fails as a serialization failure would: transient, so the worker keeps the
+        // result and retries it, while its heartbeats could go on extending the lease for ever.
+        try await db.execute(
+            """
+            CREATE FUNCTION {schema}.refuse_for_now() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.state = 'completed' THEN
+                    RAISE EXCEPTION 'not now' USING ERRCODE = 'serialization_failure';
+                END IF;
+                RETURN NEW;
+            END $$
+            """
+        )
+        try await db.execute(
+            """
+            CREATE TRIGGER refuse_for_now BEFORE UPDATE ON {schema}.jobs
+            FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_for_now()
+            """
+        )
+        var registry = JobRegistry()
+        registry.register(Echo.self) { _, _ in }
+        let job = try await db.client.jobs.enqueue(Echo(value: 1), options: .init(maxAttempts: 5))
+        try await db.withWorker(
+            registry,
+            configure: {
+                $0.leaseDuration = .seconds(2)
+                $0.heartbeatInterval = .milliseconds(100)
+                $0.reaperInterval = .milliseconds(200)
+            }
+        ) { _ in
+            try await db.waitUntil("the lease expired and was taken back", timeout: .seconds(30)) {
+                try await db.client.jobs.get(job.id)?.attempts.first?.errorCode == .leaseExpired
+            }
+            try await db.execute("DROP TRIGGER refuse_for_now ON {schema}.jobs")
+            try await db.waitUntil("the job completed once results could be written") {
+                try await db.client.jobs.get(job.id)?.state == .completed
+            }
+        }
+    }
+
     @Test("a job asked to cancel whose attempt then fails ends cancelled, not retryable")
     func cancelRequestOutlivesFailure() async throws {
         let db = try TestDatabase.get()
@@ -184,7 +227,12 @@ import Testing
         var configuration = ConveyorWorker.Configuration()
         configuration.migrateOnStart = false
         configuration.pollInterval = .milliseconds(100)
-        let worker = ConveyorWorker(client: db.client, registry: registry, configuration: configuration, logger: db.logger)
+        let worker = ConveyorWorker(
+            client: db.client,
+            registry: registry,
+            configuration: configuration,
+            logger: db.logger
+        )
         let error = await #expect(throws: ConveyorError.self) { try await worker.run() }
         #expect(error?.code == .schemaMismatch)
     }

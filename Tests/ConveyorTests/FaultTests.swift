@@ -58,21 +58,21 @@ import Testing
             }
             let completed = "SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'"
             try await Self.explaining(workers) {
-            var before = 0
-            for restart in 1...3 {
-                // Restart in the middle of the drain, each time after the workers made progress since the last.
-                let threshold = before + 1500
-                try await db.waitUntilReachable("progress before restart \(restart)", timeout: .seconds(120)) {
-                    try await db.scalar(completed) >= threshold
+                var before = 0
+                for restart in 1...3 {
+                    // Restart in the middle of the drain, each time after the workers made progress since the last.
+                    let threshold = before + 1500
+                    try await db.waitUntilReachable("progress before restart \(restart)", timeout: .seconds(120)) {
+                        try await db.scalar(completed) >= threshold
+                    }
+                    try await server.crash()
+                    try await server.startAgain()
+                    before = await db.reachableScalar(completed) ?? before
+                    #expect(before < total, "the drain ended before restart \(restart); the test proves nothing")
                 }
-                try await server.crash()
-                try await server.startAgain()
-                before = await db.reachableScalar(completed) ?? before
-                #expect(before < total, "the drain ended before restart \(restart); the test proves nothing")
-            }
-            try await db.waitUntilReachable("every job completed", timeout: .seconds(180)) {
-                try await db.scalar(completed) == total
-            }
+                try await db.waitUntilReachable("every job completed", timeout: .seconds(180)) {
+                    try await db.scalar(completed) == total
+                }
             }
             // The same processes did it: none exited, and both stop cleanly.
             for worker in workers {
@@ -100,25 +100,25 @@ import Testing
             var binds = PostgresBindings()
             binds.append("conveyor worker \(db.schema)")
             try await Self.explaining(workers) {
-            var before = 0
-            for round in 1...5 {
-                try await db.waitUntil("progress before round \(round)", timeout: .seconds(120)) {
-                    try await db.scalar(completed) >= before + 300
+                var before = 0
+                for round in 1...5 {
+                    try await db.waitUntil("progress before round \(round)", timeout: .seconds(120)) {
+                        try await db.scalar(completed) >= before + 300
+                    }
+                    let terminated = try await db.scalar(
+                        """
+                        SELECT count(pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
+                        WHERE application_name = $1
+                        """,
+                        binds
+                    )
+                    #expect(terminated >= 2, "round \(round) found no worker sessions to terminate")
+                    before = try await db.scalar(completed)
+                    #expect(before < total, "the drain ended before round \(round); the test proves nothing")
                 }
-                let terminated = try await db.scalar(
-                    """
-                    SELECT count(pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
-                    WHERE application_name = $1
-                    """,
-                    binds
-                )
-                #expect(terminated >= 2, "round \(round) found no worker sessions to terminate")
-                before = try await db.scalar(completed)
-                #expect(before < total, "the drain ended before round \(round); the test proves nothing")
-            }
-            try await db.waitUntil("every job completed", timeout: .seconds(180)) {
-                try await db.scalar(completed) == total
-            }
+                try await db.waitUntil("every job completed", timeout: .seconds(180)) {
+                    try await db.scalar(completed) == total
+                }
             }
             for worker in workers {
                 #expect(worker.isRunning, "\(worker.output)")

@@ -212,7 +212,8 @@ import Testing
                 $0.queues = ["default": .init(slots: 1, prefetch: 4)]
                 $0.shutdownGracePeriod = .milliseconds(100)
                 $0.heartbeatInterval = .milliseconds(100)
-                $0.leaseDuration = .seconds(1)
+                // Twenty beats per lease leave room for a machine loaded by the process tests beside this one.
+                $0.leaseDuration = .seconds(2)
                 $0.reaperInterval = .milliseconds(100)
             }
         ) { _ in
@@ -223,7 +224,7 @@ import Testing
             // Outlive several leases: heartbeats cover the buffered job too, so nothing is reaped.
             try await db.waitUntil("the leases were extended past their first expiry") {
                 try await db.scalar(
-                    "SELECT count(*) FROM {schema}.jobs WHERE state = 'running' AND lease_expires_at > created_at + interval '3 seconds'"
+                    "SELECT count(*) FROM {schema}.jobs WHERE state = 'running' AND lease_expires_at > created_at + interval '5 seconds'"
                 ) == 2
             }
             #expect(started.all.count == 1)
@@ -404,11 +405,17 @@ import Testing
                 }
             }
             try await db.waitUntil("the test is listening") { try await db.listeners() == 1 }
+            let clock = ContinuousClock()
+            let start = clock.now
             for value in 0..<100 {
                 try await client.jobs.enqueue(Echo(value: value))
             }
+            let seconds = Int((clock.now - start).inSeconds.rounded(.up))
             try await db.waitUntil("the trailing notification arrived") { received.all.count >= 2 }
-            #expect(received.all.count <= 10)
+            // At most a leading and a trailing one per interval the burst lasted (a loaded machine stretches it):
+            // without coalescing, each of the 100 enqueues notifies.
+            #expect(received.all.count <= 2 * (seconds + 1), "\(received.all.count) in \(seconds) s")
+            #expect(received.all.count < 50)
             group.cancelAll()
         }
     }

@@ -140,7 +140,8 @@ final class Completer: Sendable {
             let now = ContinuousClock.now
             for completion in batch {
                 let transition = completion.transition
-                guard let runAfter = transition.runAfter, transition.state == .retryable || transition.state == .scheduled
+                guard let runAfter = transition.runAfter,
+                    transition.state == .retryable || transition.state == .scheduled
                 else { continue }
                 self.stager.expect(now + runAfter)
             }
@@ -197,8 +198,8 @@ final class Completer: Sendable {
     private func complete(_ batch: [JobCompletion], finishBy: ContinuousClock.Instant?) async throws -> [JobID] {
         let timeout = finishBy.map { min(self.callTimeout, max(.milliseconds(1), $0 - ContinuousClock.now)) }
         do {
-            return try await BoundedCall.run(timeout: timeout ?? self.callTimeout, "writing \(batch.count) result(s)")
-            { [store, logger] in
+            return try await BoundedCall.run(timeout: timeout ?? self.callTimeout, "writing \(batch.count) result(s)") {
+                [store, logger] in
                 try await store.complete(batch, logger: logger)
             }
         } catch let error as ConveyorError where error.isTransient {

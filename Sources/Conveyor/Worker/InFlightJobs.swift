@@ -170,7 +170,9 @@ final class InFlightJobs: Sendable {
     /// The leases a heartbeat should extend: every held one but those whose result has waited for the completer
     /// since before `writtenSince`. A result that could not be written for that long (the database is down, or
     /// refuses it) no longer keeps its lease: the lease expires, and another worker takes the job back.
-    func leasesToExtend(resultsWaitingSince writtenSince: ContinuousClock.Instant) -> (
+    func leasesToExtend(
+        resultsWaitingSince writtenSince: ContinuousClock.Instant
+    ) -> (
         extend: [JobLease], abandoned: Int
     ) {
         self.held.withLock { held in

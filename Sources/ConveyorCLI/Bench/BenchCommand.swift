@@ -186,7 +186,9 @@ struct BenchCommand: AsyncParsableCommand {
                 }
                 if selected.contains("w8") {
                     if let cluster {
-                        self.status("run \(run)/\(self.runs): W8 drain of \(self.faultJobs) with \(self.restarts) restarts …")
+                        self.status(
+                            "run \(run)/\(self.runs): W8 drain of \(self.faultJobs) with \(self.restarts) restarts …"
+                        )
                         let faults = BenchWorkloads(
                             environment: environment,
                             jobs: self.faultJobs,

@@ -392,7 +392,12 @@ struct BenchWorkloads: Sendable {
                 group.addTask { await idleDatabase.run() }
                 defer { group.cancelAll() }
                 let scheduling = BenchWorkloads(
-                    environment: BenchEnvironment(url: url, postgres: idleDatabase, logger: env.logger, slots: env.slots),
+                    environment: BenchEnvironment(
+                        url: url,
+                        postgres: idleDatabase,
+                        logger: env.logger,
+                        slots: env.slots
+                    ),
                     jobs: self.jobs,
                     processes: self.processes
                 )
