@@ -40,17 +40,16 @@ import Testing
         "--database-timeout", "3", "--grace", "5",
     ]
 
-    struct NoOp: JobArguments {
-        static let kind = "bench.noop"
-    }
-
     @Test("worker processes drain every job through repeated immediate restarts of their database, then exit cleanly")
     func drainSurvivesRestarts() async throws {
         try await Self.withOwnServer { server, db in
-            // No-op jobs keep fetches and result writes in flight at every moment, so each restart cuts some off.
-            let total = 10_000
+            let file = ProcessTests.recordFile()
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            // Short jobs keep fetches and result writes in flight at every moment, so each restart cuts some off;
+            // at 3 ms each on 20 slots the drain lasts at least 3 s, so it cannot end before the restarts do.
+            let total = 20_000
             try await db.client.jobs.enqueue(
-                contentsOf: (0..<total).map { _ in NoOp() },
+                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 3) },
                 options: .init(queue: "q")
             )
             let workers = try (0..<2).map { _ in
@@ -61,7 +60,7 @@ import Testing
                 var before = 0
                 for restart in 1...3 {
                     // Restart in the middle of the drain, each time after the workers made progress since the last.
-                    let threshold = before + 1500
+                    let threshold = before + 1000
                     try await db.waitUntilReachable("progress before restart \(restart)", timeout: .seconds(120)) {
                         try await db.scalar(completed) >= threshold
                     }
@@ -80,6 +79,7 @@ import Testing
                 #expect(await worker.terminate() == 0, "\(worker.output)")
             }
             #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
+            #expect(Set(try RecordedRun.read(file).map(\.job)).count == total)
         }
     }
 
@@ -88,9 +88,10 @@ import Testing
         try await TestDatabase.withFreshSchema { db in
             let file = ProcessTests.recordFile()
             defer { try? FileManager.default.removeItem(atPath: file) }
+            // At 10 ms each on 20 slots the drain lasts at least 3 s, longer than the five rounds need.
             let total = 6000
             try await db.client.jobs.enqueue(
-                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 2) },
+                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 10) },
                 options: .init(queue: "q")
             )
             let workers = try (0..<2).map { _ in
@@ -103,7 +104,7 @@ import Testing
                 var before = 0
                 for round in 1...5 {
                     try await db.waitUntil("progress before round \(round)", timeout: .seconds(120)) {
-                        try await db.scalar(completed) >= before + 300
+                        try await db.scalar(completed) >= before + 100
                     }
                     let terminated = try await db.scalar(
                         """
