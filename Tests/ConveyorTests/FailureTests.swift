@@ -56,22 +56,10 @@ import Testing
     func refusedResultIsIsolated() async throws {
         let db = try TestDatabase.get()
         // The database refuses to complete the job with value 7 (as it refused results holding NUL).
-        try await db.execute(
-            """
-            CREATE FUNCTION {schema}.refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.state = 'completed' AND NEW.args ->> 'value' = '7' THEN
-                    RAISE EXCEPTION 'refused by the test';
-                END IF;
-                RETURN NEW;
-            END $$
-            """
-        )
-        try await db.execute(
-            """
-            CREATE TRIGGER refuse_completion BEFORE UPDATE ON {schema}.jobs
-            FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_completion()
-            """
+        try await db.beforeCompletion(
+            "refuse_completion",
+            when: "NEW.args ->> 'value' = '7'",
+            run: "RAISE EXCEPTION 'refused by the test'"
         )
         var registry = JobRegistry()
         registry.register(Echo.self) { _, _ in }
@@ -110,22 +98,9 @@ import Testing
         let db = try TestDatabase.get()
         // Every attempt to complete fails as a serialization failure would: transient, so the worker keeps the
         // result and retries it, while its heartbeats could go on extending the lease for ever.
-        try await db.execute(
-            """
-            CREATE FUNCTION {schema}.refuse_for_now() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.state = 'completed' THEN
-                    RAISE EXCEPTION 'not now' USING ERRCODE = 'serialization_failure';
-                END IF;
-                RETURN NEW;
-            END $$
-            """
-        )
-        try await db.execute(
-            """
-            CREATE TRIGGER refuse_for_now BEFORE UPDATE ON {schema}.jobs
-            FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_for_now()
-            """
+        try await db.beforeCompletion(
+            "refuse_for_now",
+            run: "RAISE EXCEPTION 'not now' USING ERRCODE = 'serialization_failure'"
         )
         var registry = JobRegistry()
         registry.register(Echo.self) { _, _ in }

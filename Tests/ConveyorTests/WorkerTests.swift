@@ -40,20 +40,9 @@ import Testing
         let db = try TestDatabase.get()
         // Completions wait for an advisory lock that this test holds: handlers finish, their results cannot be
         // written, and fetches (which do not take the lock) would go on leasing every job without backpressure.
-        try await db.execute(
-            """
-            CREATE FUNCTION {schema}.hold_completions() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.state = 'completed' THEN PERFORM pg_advisory_xact_lock_shared(hashtext(TG_TABLE_SCHEMA)); END IF;
-                RETURN NEW;
-            END $$
-            """
-        )
-        try await db.execute(
-            """
-            CREATE TRIGGER hold_completions BEFORE UPDATE ON {schema}.jobs
-            FOR EACH ROW EXECUTE FUNCTION {schema}.hold_completions()
-            """
+        try await db.beforeCompletion(
+            "hold_completions",
+            run: "PERFORM pg_advisory_xact_lock_shared(hashtext(TG_TABLE_SCHEMA))"
         )
         let recorder = Recorder()
         var registry = JobRegistry()

@@ -103,6 +103,26 @@ struct TestDatabase: Sendable {
         )
     }
 
+    /// Runs `action`, a PL/pgSQL statement, in a trigger whenever a job of this schema is about to become
+    /// `completed` and `condition` (on `NEW`) holds: a stand-in for a database that holds, refuses or fails results.
+    func beforeCompletion(_ name: String, when condition: String = "true", run action: String) async throws {
+        try await self.execute(
+            """
+            CREATE FUNCTION {schema}.\(name)() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.state = 'completed' AND (\(condition)) THEN \(action); END IF;
+                RETURN NEW;
+            END $$
+            """
+        )
+        try await self.execute(
+            """
+            CREATE TRIGGER \(name) BEFORE UPDATE ON {schema}.jobs
+            FOR EACH ROW EXECUTE FUNCTION {schema}.\(name)()
+            """
+        )
+    }
+
     /// Sessions that LISTEN on this schema's channel, from the server's activity view. Only idle ones count: a
     /// LISTEN that is still executing has not registered yet, and a notification sent then would be missed.
     func listeners() async throws -> Int {
