@@ -46,10 +46,10 @@ import Testing
             let file = ProcessTests.recordFile()
             defer { try? FileManager.default.removeItem(atPath: file) }
             // Short jobs keep fetches and result writes in flight at every moment, so each restart cuts some off;
-            // at 3 ms each on 20 slots the drain lasts at least 3 s, so it cannot end before the restarts do.
+            // at 10 ms each on 20 slots the drain lasts at least 10 s, longer than three restarts take.
             let total = 20_000
             try await db.client.jobs.enqueue(
-                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 3) },
+                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 10) },
                 options: .init(queue: "q")
             )
             let workers = try (0..<2).map { _ in
@@ -88,10 +88,11 @@ import Testing
         try await TestDatabase.withFreshSchema { db in
             let file = ProcessTests.recordFile()
             defer { try? FileManager.default.removeItem(atPath: file) }
-            // At 10 ms each on 20 slots the drain lasts at least 3 s, longer than the five rounds need.
-            let total = 6000
+            // At 20 ms each on 20 slots the drain lasts at least 20 s, far longer than five rounds of terminations
+            // need even on a loaded machine (where the jobs' own time does not stretch, but the rounds do).
+            let total = 20_000
             try await db.client.jobs.enqueue(
-                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 10) },
+                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 20) },
                 options: .init(queue: "q")
             )
             let workers = try (0..<2).map { _ in
