@@ -48,7 +48,7 @@ struct BenchEnvironment: Sendable {
         Int64(try await self.scalar("SELECT coalesce(max(id), 0)::float8 FROM {schema}.jobs", schema: schema))
     }
 
-    /// Waits until no job of `schema` is runnable or running.
+    /// Waits until no job of `schema` is available, due or running (W9's jobs scheduled a day ahead do not count).
     ///
     /// Polls every 50 ms with two `EXISTS` probes, each matching a partial index's predicate, so that waiting
     /// neither scans the finished rows (W4 has millions) nor counts the remaining ones: the poll runs on the
@@ -60,7 +60,9 @@ struct BenchEnvironment: Sendable {
         while clock.now < deadline {
             let left = try await self.scalar(
                 """
-                SELECT (EXISTS (SELECT 1 FROM {schema}.jobs WHERE state IN ('available', 'scheduled', 'retryable'))
+                SELECT (EXISTS (SELECT 1 FROM {schema}.jobs WHERE state = 'available')
+                        OR EXISTS (SELECT 1 FROM {schema}.jobs
+                                   WHERE state IN ('scheduled', 'retryable') AND run_at <= now())
                         OR EXISTS (SELECT 1 FROM {schema}.jobs WHERE state = 'running'))::int::float8
                 """,
                 schema: schema
