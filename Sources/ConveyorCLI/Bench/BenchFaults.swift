@@ -20,7 +20,9 @@ extension BenchWorkloads {
             try BenchWorker(
                 url: env.url,
                 schema: schema,
-                arguments: ["--queue", "bench:\(env.slots)", "--database-timeout", "2", "--lease", "10"]
+                arguments: [
+                    "--queue", "bench:\(env.slots)", "--database-timeout", "2", "--lease", "10", "--heartbeat", "2",
+                ]
             )
         }
         defer { workers.forEach { $0.stop() } }
