@@ -87,6 +87,12 @@ public struct ConveyorError: Error, Sendable, CustomStringConvertible, CustomDeb
         self.code == .databaseUnavailable || self.code == .databaseTimeout || self.code == .noConnection
     }
 
+    /// Whether no retry of any call can succeed: neither transient nor a problem of the statement's rows
+    /// (`DATABASE_ERROR`). A worker loop that meets such an error ends the worker with it.
+    public var isFatal: Bool {
+        !self.isTransient && self.code != .databaseError
+    }
+
     public var description: String { "\(self.code.rawValue): \(self.message)" }
 
     public var debugDescription: String {

@@ -216,7 +216,7 @@ public final class ConveyorWorker: Service, Sendable {
                 background.addTask(operation: failing { try await self.heartbeatLoop(runtime) })
                 background.addTask(operation: failing { try await self.reaperLoop(runtime) })
                 background.addTask { await self.supervisionLoop(runtime) }
-                background.addTask { try await self.pollLoop(runtime, runners: runners) }
+                background.addTask { await self.pollLoop(runners) }
                 background.addTask(
                     operation: failing {
                         try await runtime.stager.run(staged: { for runner in runners { runner.nudge() } })
@@ -290,7 +290,7 @@ public final class ConveyorWorker: Service, Sendable {
                         logger: logger
                     )
                 }
-            } catch let error as ConveyorError where !error.isTransient && error.code != .databaseError {
+            } catch let error as ConveyorError where error.isFatal {
                 throw error
             } catch {
                 if Task.isCancelled { return }
@@ -312,7 +312,7 @@ public final class ConveyorWorker: Service, Sendable {
             }
             do {
                 try await self.reap(runtime)
-            } catch let error as ConveyorError where !error.isTransient && error.code != .databaseError {
+            } catch let error as ConveyorError where error.isFatal {
                 throw error
             } catch {
                 if Task.isCancelled { return }
@@ -391,7 +391,7 @@ public final class ConveyorWorker: Service, Sendable {
         }
     }
 
-    private func pollLoop(_ runtime: WorkerRuntime, runners: [QueueRunner]) async throws {
+    private func pollLoop(_ runners: [QueueRunner]) async {
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: self.configuration.pollInterval)
@@ -427,7 +427,7 @@ public final class ConveyorWorker: Service, Sendable {
                         logger: logger
                     )
                 }
-            } catch let error as ConveyorError where !error.isTransient && error.code != .databaseError {
+            } catch let error as ConveyorError where error.isFatal {
                 throw error
             } catch {
                 failure = error

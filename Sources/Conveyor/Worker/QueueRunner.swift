@@ -90,7 +90,7 @@ final class QueueRunner: Sendable {
                     do {
                         jobs = try await self.fetch(limit: limit)
                         backoff.reset()
-                    } catch let error as ConveyorError where error.isTransient || error.code == .databaseError {
+                    } catch let error as ConveyorError where !error.isFatal {
                         if Task.isCancelled { break }
                         let delay = backoff.next()
                         if backoff.failures == 1 {

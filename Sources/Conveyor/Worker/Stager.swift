@@ -65,7 +65,7 @@ final class Stager: Sendable {
                 } while result.staged == Self.batchSize && !Task.isCancelled
                 nextDue = result.nextDue
                 failures = 0
-            } catch let error as ConveyorError where !error.isTransient && error.code != .databaseError {
+            } catch let error as ConveyorError where error.isFatal {
                 throw error
             } catch {
                 if Task.isCancelled { return }

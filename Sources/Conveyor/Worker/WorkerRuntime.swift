@@ -179,22 +179,18 @@ final class WorkerRuntime: Sendable {
         case let control as JobControl:
             switch control {
             case .snooze(let duration): return .snoozed(duration)
-            case .cancel(let reason): return .cancelled(reason: Self.truncated(reason))
-            case .discard(let reason): return .discarded(reason: Self.truncated(reason))
+            case .cancel(let reason): return .cancelled(reason: ErrorText.sanitized(reason))
+            case .discard(let reason): return .discarded(reason: ErrorText.sanitized(reason))
             }
         case let failure as ArgumentDecodingFailure:
-            return .malformedArguments(message: Self.truncated(failure.message))
+            return .malformedArguments(message: ErrorText.sanitized(failure.message))
         case let error as any NonRetryableError:
-            return .failedNonRetryable(message: Self.truncated(String(describing: error)))
+            return .failedNonRetryable(message: ErrorText.sanitized(String(describing: error)))
         default:
-            return .failed(message: Self.truncated(String(describing: thrown)))
+            return .failed(message: ErrorText.sanitized(String(describing: thrown)))
         }
     }
 
-    /// A handler's error text or reason as it is stored (see ``ErrorText``).
-    static func truncated(_ message: String) -> String {
-        ErrorText.sanitized(message)
-    }
 }
 
 /// Decides which failed attempts are logged at `warning`: one per kind per interval, so a storm of failures of one
