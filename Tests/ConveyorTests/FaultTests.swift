@@ -35,6 +35,33 @@ import Testing
         }
     }
 
+    /// Enqueues `total` jobs of queue `q` that record their runs in `file` and take `milliseconds` each, and starts
+    /// two worker processes on them.
+    static func startDrain(
+        _ db: TestDatabase,
+        file: String,
+        total: Int,
+        milliseconds: Int
+    ) async throws -> [WorkerProcess] {
+        try await db.client.jobs.enqueue(
+            contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: milliseconds) },
+            options: .init(queue: "q")
+        )
+        return try (0..<2).map { _ in
+            try WorkerProcess(url: db.url, schema: db.schema, arguments: Self.workerArguments)
+        }
+    }
+
+    /// Checks that the workers that did the drain never exited, stops them, and checks they stopped cleanly
+    /// holding no lease.
+    static func stopAfterDrain(_ workers: [WorkerProcess], _ db: TestDatabase) async throws {
+        for worker in workers {
+            #expect(worker.isRunning, "\(worker.output)")
+            #expect(await worker.terminate() == 0, "\(worker.output)")
+        }
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
+    }
+
     static let workerArguments = [
         "--queue", "q:10", "--lease", "5", "--heartbeat", "1", "--poll", "0.5", "--reaper", "1",
         "--database-timeout", "3", "--grace", "5",
@@ -48,13 +75,7 @@ import Testing
             // Short jobs keep fetches and result writes in flight at every moment, so each restart cuts some off;
             // at 10 ms each on 20 slots the drain lasts at least 10 s, longer than three restarts take.
             let total = 20_000
-            try await db.client.jobs.enqueue(
-                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 10) },
-                options: .init(queue: "q")
-            )
-            let workers = try (0..<2).map { _ in
-                try WorkerProcess(url: db.url, schema: db.schema, arguments: Self.workerArguments)
-            }
+            let workers = try await Self.startDrain(db, file: file, total: total, milliseconds: 10)
             let completed = "SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'"
             try await Self.explaining(workers) {
                 var before = 0
@@ -74,11 +95,7 @@ import Testing
                 }
             }
             // The same processes did it: none exited, and both stop cleanly.
-            for worker in workers {
-                #expect(worker.isRunning, "\(worker.output)")
-                #expect(await worker.terminate() == 0, "\(worker.output)")
-            }
-            #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
+            try await Self.stopAfterDrain(workers, db)
             #expect(Set(try RecordedRun.read(file).map(\.job)).count == total)
         }
     }
@@ -91,13 +108,7 @@ import Testing
             // At 20 ms each on 20 slots the drain lasts at least 20 s, far longer than five rounds of terminations
             // need even on a loaded machine (where the jobs' own time does not stretch, but the rounds do).
             let total = 20_000
-            try await db.client.jobs.enqueue(
-                contentsOf: (0..<total).map { _ in Record(file: file, milliseconds: 20) },
-                options: .init(queue: "q")
-            )
-            let workers = try (0..<2).map { _ in
-                try WorkerProcess(url: db.url, schema: db.schema, arguments: Self.workerArguments)
-            }
+            let workers = try await Self.startDrain(db, file: file, total: total, milliseconds: 20)
             let completed = "SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'"
             var binds = PostgresBindings()
             binds.append("conveyor worker \(db.schema)")
@@ -122,11 +133,7 @@ import Testing
                     try await db.scalar(completed) == total
                 }
             }
-            for worker in workers {
-                #expect(worker.isRunning, "\(worker.output)")
-                #expect(await worker.terminate() == 0, "\(worker.output)")
-            }
-            #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_owner IS NOT NULL") == 0)
+            try await Self.stopAfterDrain(workers, db)
         }
     }
 
