@@ -56,6 +56,23 @@ public struct ConveyorError: Error, Sendable, CustomStringConvertible, CustomDeb
         public static let noConnection = Code("NO_CONNECTION")
         /// The configuration is not valid.
         public static let invalidConfiguration = Code("INVALID_CONFIGURATION")
+        /// No workflow run has the given id.
+        public static let workflowNotFound = Code("WORKFLOW_NOT_FOUND")
+        /// No workflow of that name is registered with the worker or client.
+        public static let unknownWorkflow = Code("UNKNOWN_WORKFLOW")
+        /// The run is in a state that does not allow the operation (a signal to a finished run).
+        public static let invalidWorkflowState = Code("INVALID_WORKFLOW_STATE")
+        /// A resumed run reached a different durable call where a stored one stands: the code changed under a
+        /// running workflow, or it branches on something that is not a step's output.
+        public static let nonDeterministic = Code("NON_DETERMINISTIC")
+        /// A run reached the same step name twice.
+        public static let duplicateStep = Code("DUPLICATE_STEP")
+        /// A workflow input or output, step output or signal payload is larger than allowed.
+        public static let outputTooLarge = Code("OUTPUT_TOO_LARGE")
+        /// A run's deadline passed before it ended.
+        public static let deadlineExceeded = Code("DEADLINE_EXCEEDED")
+        /// A child run cannot be started under this id: another run that is not this run's child has it.
+        public static let workflowIDInUse = Code("WORKFLOW_ID_IN_USE")
     }
 
     /// The stable code.

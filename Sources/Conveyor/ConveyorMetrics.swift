@@ -69,7 +69,7 @@ public enum ConveyorMetrics {
             Counter(label: jobsSnoozedName, dimensions: dimensions).increment()
         case .cancelled:
             Counter(label: jobsCancelledName, dimensions: dimensions).increment()
-        case .failed, .discarded, .released:
+        case .failed, .discarded, .released, .suspended:
             if let code = transition.errorCode, transition.outcome == .failed {
                 Counter(label: jobsFailedName, dimensions: dimensions + [("error_code", code.rawValue)]).increment()
             }

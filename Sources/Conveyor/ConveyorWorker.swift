@@ -176,6 +176,18 @@ public final class ConveyorWorker: Service, Sendable {
             configuration: self.configuration,
             logger: self.logger
         )
+        // Runs that waited for a worker with their version resume now.
+        let versions = self.registry.workflows.values.flatMap { $0.values }.map {
+            WorkflowVersion(name: $0.name, version: $0.version)
+        }
+        if !versions.isEmpty {
+            let resumed = try await self.call("resuming runs waiting for their version") { [client, logger] in
+                try await client.store.resumeWorkflowRuns(waitingFor: versions, logger: logger)
+            }
+            if resumed > 0 {
+                self.logger.info("resumed runs that waited for a worker with their version", metadata: ["runs": "\(resumed)"])
+            }
+        }
         let runners = self.configuration.queues.sorted { $0.key < $1.key }.map { name, queue in
             QueueRunner(queue: name, slots: queue.slots, prefetch: queue.prefetch, worker: runtime)
         }
@@ -229,6 +241,7 @@ public final class ConveyorWorker: Service, Sendable {
                     // The completer keeps writing after the queue runners stop, until it has drained or its bound
                     // passed.
                     work.addTask(operation: failing { try await runtime.completer.run() })
+                    work.addTask(operation: failing { try await runtime.workflowWriter.run() })
                     try await withGracefulShutdownHandler {
                         try await withThrowingDiscardingTaskGroup { queues in
                             for runner in runners {
@@ -239,6 +252,7 @@ public final class ConveyorWorker: Service, Sendable {
                         for runner in runners { runner.beginShutdown() }
                     }
                     runtime.completer.finish(within: self.configuration.databaseTimeout)
+                    runtime.workflowWriter.finish(within: self.configuration.databaseTimeout)
                 }
                 background.cancelAll()
             }

@@ -18,7 +18,17 @@ public struct JobRegistry: Sendable {
         var run: @Sendable (_ argumentsJSON: String, _ context: JobContext) async throws -> Void
     }
 
+    struct WorkflowEntry: Sendable {
+        var name: String
+        var version: Int
+        var maximumOutputBytes: Int
+        /// Decodes the input, runs the workflow and encodes its output.
+        var run: @Sendable (_ inputJSON: String, _ context: WorkflowContext) async throws -> String
+    }
+
     private(set) var entries: [String: Entry] = [:]
+    /// Workflows by name, then version.
+    private(set) var workflows: [String: [Int: WorkflowEntry]] = [:]
 
     public init() {}
 
@@ -77,6 +87,49 @@ public struct JobRegistry: Sendable {
     }
 
     func entry(for kind: String) -> Entry? { self.entries[kind] }
+
+    /// The largest output a workflow step or run may store by default, in bytes (1 MiB).
+    public static let defaultMaximumOutputBytes = 1 << 20
+
+    /// Registers a workflow under its ``Workflow/name`` and ``Workflow/version``, replacing any earlier one of that
+    /// name and version. Register one type per version to keep older runs going while new ones start on new code.
+    ///
+    /// - Parameters:
+    ///   - workflow: The workflow, with whatever it needs to do its work (clients, configuration).
+    ///   - maximumOutputBytes: The largest encoded output of a step, signal payload, child input or run
+    ///     (default 1 MiB). A step whose output is larger fails with `OUTPUT_TOO_LARGE`.
+    public mutating func register<W: Workflow>(
+        workflow: W,
+        maximumOutputBytes: Int = JobRegistry.defaultMaximumOutputBytes
+    ) {
+        let entry = WorkflowEntry(
+            name: W.name,
+            version: W.version,
+            maximumOutputBytes: maximumOutputBytes,
+            run: { inputJSON, context in
+                let input: W.Input
+                do {
+                    input = try WorkflowCoding.decoder.decode(W.Input.self, from: Data(inputJSON.utf8))
+                } catch {
+                    throw ConveyorError(
+                        .malformedArguments,
+                        "cannot decode the input of \(W.name) as \(W.Input.self)",
+                        underlying: error
+                    )
+                }
+                let output = try await workflow.run(input, context: context)
+                return try context.execution.encode(output, what: "the output of run \(context.runID)")
+            }
+        )
+        self.workflows[W.name, default: [:]][W.version] = entry
+    }
+
+    /// The registered workflows, as `name@version`.
+    public var workflowVersions: [String] {
+        self.workflows.flatMap { name, versions in versions.keys.map { "\(name)@\($0)" } }.sorted()
+    }
+
+    func workflow(named name: String, version: Int) -> WorkflowEntry? { self.workflows[name]?[version] }
 }
 
 struct ArgumentDecodingFailure: Error {

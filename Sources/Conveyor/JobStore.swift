@@ -90,6 +90,37 @@ public protocol JobStore: Sendable {
         onWake: @escaping @Sendable (String) -> Void,
         logger: Logger
     ) async throws
+
+    // MARK: Workflows
+
+    /// Inserts runs with the jobs that execute them, in one transaction: all of them or none. A run whose id exists
+    /// already is not inserted; the existing run is returned with `isExisting`.
+    func startWorkflowRuns(_ runs: [NewWorkflowRun], notify: Bool, logger: Logger) async throws
+        -> [StartedWorkflowRun]
+
+    /// Loads what an execution of the run needs: the run, its stored steps, its pending signals and its children.
+    func workflowExecutionState(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowExecutionState?
+
+    /// Commits `work` in one transaction, skipping the writes whose lease is no longer held.
+    func commit(_ work: WorkflowUnitOfWork, logger: Logger) async throws -> WorkflowCommitResult
+
+    /// Stores a signal for a run and makes a suspended run runnable.
+    ///
+    /// - Throws: `WORKFLOW_NOT_FOUND`; `INVALID_WORKFLOW_STATE` when the run has ended.
+    func signal(_ id: WorkflowRunID, name: String, payloadJSON: String, logger: Logger) async throws
+
+    /// Cancels a run and every unfinished run below it: a waiting run at once, a running one through a cancel
+    /// request its worker sees at the next heartbeat. Ended runs are left as they are.
+    func cancelWorkflowRun(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowRunRecord
+
+    /// Makes runs that wait for one of `versions` (workflow name and version) runnable.
+    func resumeWorkflowRuns(waitingFor versions: [WorkflowVersion], logger: Logger) async throws -> Int
+
+    /// Reads one run with its steps.
+    func workflowRun(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowRunRecord?
+
+    /// Lists runs newest first, without their steps, one page at a time.
+    func workflowRuns(matching filter: WorkflowRunFilter, logger: Logger) async throws -> WorkflowRunPage
 }
 
 /// A job leased to a worker by ``JobStore/fetch(queue:limit:workerID:leaseDuration:logger:)``.

@@ -155,6 +155,24 @@ public struct JobTransition: Sendable, Hashable {
         )
     }
 
+    /// The transition of a workflow run's job whose execution suspended: `scheduled` until `runAfter` (or
+    /// `available` when it is zero), the attempt not counted.
+    public static func suspended(runAfter: Duration) -> JobTransition {
+        JobTransition(
+            state: runAfter > .zero ? .scheduled : .available,
+            runAfter: max(.zero, runAfter),
+            outcome: .suspended,
+            countsAttempt: false
+        )
+    }
+
+    /// The transition of a workflow run's job whose run ended: `completed`, or `cancelled` for a cancelled run.
+    public static func workflowEnded(cancelled: Bool, message: String? = nil) -> JobTransition {
+        cancelled
+            ? JobTransition(state: .cancelled, outcome: .cancelled, errorCode: .cancelled, errorMessage: message)
+            : JobTransition(state: .completed, outcome: .completed)
+    }
+
     init(
         state: JobState,
         runAfter: Duration? = nil,

@@ -29,6 +29,8 @@ public enum AttemptOutcome: String, Sendable, Hashable, CaseIterable, Codable {
     /// The worker shut down before the attempt finished; the job went back to `available` and the attempt does
     /// not count towards `max_attempts`.
     case released
+    /// A workflow run's execution suspended (a sleep, a signal wait, a child); its job waits to resume it.
+    case suspended
 }
 
 /// Error codes recorded on a failed attempt (`error_code` in the attempt history).

@@ -75,3 +75,29 @@ extension ConveyorClient {
         }
     }
 }
+
+extension ConveyorClient.Workflows {
+    /// Starts a run on `connection`, inside the transaction the caller has open there: the run exists if and only
+    /// if that transaction commits, and workers are woken when it does.
+    ///
+    /// - Throws: A validation ``ConveyorError`` before anything is written; `INVALID_CONFIGURATION` when the client's
+    ///   store is not a ``PostgresJobStore``.
+    @discardableResult
+    public func start<W: Workflow>(
+        _ type: W.Type,
+        input: W.Input,
+        options: WorkflowOptions = WorkflowOptions(),
+        on connection: PostgresConnection
+    ) async throws -> StartedWorkflowRun {
+        guard let store = self.client.store as? PostgresJobStore else {
+            throw ConveyorError(.invalidConfiguration, "a transactional start needs a PostgresJobStore")
+        }
+        let run = try self.makeNewRun(type, input: input, options: options)
+        return try await store.startWorkflowRuns(
+            [run],
+            notify: self.client.configuration.notifyOnInsert,
+            on: connection,
+            logger: self.client.logger
+        )[0]
+    }
+}

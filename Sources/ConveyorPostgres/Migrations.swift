@@ -287,6 +287,82 @@ enum Migrations {
                 ),
             ]
         ),
+        Migration(
+            version: 8,
+            name: "workflow runs, steps and signals",
+            statements: [
+                // A run is a row here; its execution is a job (kind conveyor.workflow, args {"run": id}) of the
+                // same queue machinery, so it is leased, heartbeated, reaped and fenced as every job is.
+                """
+                CREATE TABLE {schema}.workflow_runs (
+                    id                  text        PRIMARY KEY,
+                    seq                 bigint      GENERATED ALWAYS AS IDENTITY UNIQUE,
+                    name                text        NOT NULL,
+                    version             integer     NOT NULL,
+                    namespace           text        NOT NULL,
+                    queue               text        NOT NULL,
+                    status              text        NOT NULL DEFAULT 'running'
+                        CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+                    input               jsonb       NOT NULL,
+                    output              jsonb,
+                    error_code          text,
+                    error_message       text,
+                    job_id              bigint      NOT NULL,
+                    parent_id           text,
+                    forked_from         text,
+                    forked_at_step      text,
+                    deadline            timestamptz,
+                    waits_for_version   boolean     NOT NULL DEFAULT false,
+                    cancel_requested_at timestamptz,
+                    created_at          timestamptz NOT NULL DEFAULT now(),
+                    updated_at          timestamptz NOT NULL DEFAULT now(),
+                    finished_at         timestamptz
+                )
+                """,
+                "CREATE INDEX workflow_runs_parent ON {schema}.workflow_runs (parent_id) WHERE parent_id IS NOT NULL",
+                """
+                CREATE INDEX workflow_runs_version_wait ON {schema}.workflow_runs (name, version)
+                    WHERE waits_for_version
+                """,
+                // One row per durable call, keyed by name: a step is stored once per run. No foreign key to the
+                // run on purpose: its check would cost every step insert a lookup and a lock on the run's row;
+                // steps and signals are deleted with their run.
+                """
+                CREATE TABLE {schema}.workflow_steps (
+                    run_id        text        NOT NULL,
+                    name          text        NOT NULL,
+                    position      integer     NOT NULL,
+                    kind          text        NOT NULL CHECK (kind IN ('step', 'sleep', 'signal', 'child', 'patch')),
+                    status        text        NOT NULL CHECK (status IN ('completed', 'failed', 'waiting')),
+                    output        jsonb,
+                    error_code    text,
+                    error_message text,
+                    attempts      integer     NOT NULL DEFAULT 1,
+                    concurrent    boolean     NOT NULL DEFAULT false,
+                    wait_for      text,
+                    wake_at       timestamptz,
+                    started_at    timestamptz NOT NULL DEFAULT now(),
+                    finished_at   timestamptz,
+                    PRIMARY KEY (run_id, name)
+                )
+                """,
+                """
+                CREATE TABLE {schema}.workflow_signals (
+                    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    run_id      text        NOT NULL,
+                    name        text        NOT NULL,
+                    payload     jsonb       NOT NULL,
+                    sent_at     timestamptz NOT NULL DEFAULT now(),
+                    received_at timestamptz,
+                    received_by text
+                )
+                """,
+                """
+                CREATE INDEX workflow_signals_pending ON {schema}.workflow_signals (run_id, id)
+                    WHERE received_at IS NULL
+                """,
+            ]
+        ),
     ]
 
     /// Moves due scheduled and retryable jobs to available, at most `p_limit` of them, oldest run time first, and

@@ -325,6 +325,21 @@ extension PostgresJobStore {
     public func complete(_ completions: [JobCompletion], logger: Logger) async throws -> [JobID] {
         guard !completions.isEmpty else { return [] }
         return try await self.run("writing \(completions.count) result(s)") {
+            let binds = Self.completionBinds(completions)
+            let rows = try await self.client.query(
+                PostgresQuery(unsafeSQL: self.statements.complete, binds: binds),
+                logger: logger
+            )
+            var written: [JobID] = []
+            for try await ids in rows.decode([Int64]?.self) {
+                written += (ids ?? []).map { JobID($0) }
+            }
+            return written
+        }
+    }
+
+    /// The binds of complete_jobs: one array per field, in the order of `completions`.
+    static func completionBinds(_ completions: [JobCompletion]) -> PostgresBindings {
             var binds = PostgresBindings(capacity: 11)
             binds.append(completions.map(\.lease.id.rawValue))
             binds.append(completions.map(\.lease.token))
@@ -337,16 +352,7 @@ extension PostgresJobStore {
             binds.append(completions.map { $0.transition.countsAttempt ? 0 : -1 })
             binds.append(completions.map { $0.durationMicroseconds ?? -1 })
             binds.append(completions.map(\.requireExpiredLease))
-            let rows = try await self.client.query(
-                PostgresQuery(unsafeSQL: self.statements.complete, binds: binds),
-                logger: logger
-            )
-            var written: [JobID] = []
-            for try await ids in rows.decode([Int64]?.self) {
-                written += (ids ?? []).map { JobID($0) }
-            }
-            return written
-        }
+            return binds
     }
 
     public func heartbeat(

@@ -13,6 +13,7 @@ final class WorkerRuntime: Sendable {
     let inFlight = InFlightJobs()
     let completer: Completer
     let stager: Stager
+    let workflowWriter: WorkflowWriter
     private let failureLog = FailureLog(interval: .seconds(10))
 
     init(store: any JobStore, registry: JobRegistry, configuration: ConveyorWorker.Configuration, logger: Logger) {
@@ -24,6 +25,12 @@ final class WorkerRuntime: Sendable {
         self.stager = Stager(
             store: store,
             pollInterval: configuration.pollInterval,
+            callTimeout: configuration.databaseTimeout,
+            logger: logger
+        )
+        self.workflowWriter = WorkflowWriter(
+            store: store,
+            batchSize: configuration.completionBatchSize,
             callTimeout: configuration.databaseTimeout,
             logger: logger
         )
@@ -43,6 +50,10 @@ final class WorkerRuntime: Sendable {
     func execute(_ execution: InFlightJobs.Execution) async {
         let job = execution.job
         ConveyorMetrics.jobStarted(queue: job.queue, kind: job.kind)
+        if job.kind == WorkflowJob.kind {
+            await self.executeWorkflow(execution)
+            return
+        }
         let clock = ContinuousClock()
         let start = clock.now
         guard let entry = self.registry.entry(for: job.kind) else {

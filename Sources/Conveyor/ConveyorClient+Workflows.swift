@@ -1,0 +1,121 @@
+import ConveyorCore
+import Foundation
+
+extension ConveyorClient {
+    /// Workflow operations: start, signal, inspect and cancel runs.
+    public var workflows: Workflows { Workflows(client: self) }
+
+    /// Workflow operations (`client.workflows`).
+    public struct Workflows: Sendable {
+        public let client: ConveyorClient
+
+        /// Starts a run of `type` with `input`, and returns once it is stored: a worker that has the workflow
+        /// registered picks it up at once. Starting an id that exists returns that run with `isExisting` and
+        /// changes nothing.
+        ///
+        /// - Throws: `INVALID_OPTION`, `INVALID_QUEUE_NAME`, `INVALID_NAMESPACE` or `OUTPUT_TOO_LARGE` before anything
+        ///   is written.
+        @discardableResult
+        public func start<W: Workflow>(
+            _ type: W.Type,
+            input: W.Input,
+            options: WorkflowOptions = WorkflowOptions()
+        ) async throws -> StartedWorkflowRun {
+            let run = try self.makeNewRun(type, input: input, options: options)
+            return try await self.client.store.startWorkflowRuns(
+                [run],
+                notify: self.client.configuration.notifyOnInsert,
+                logger: self.client.logger
+            )[0]
+        }
+
+        /// Builds a validated run (used by drivers for a start inside the caller's transaction).
+        public func makeNewRun<W: Workflow>(
+            _ type: W.Type,
+            input: W.Input,
+            options: WorkflowOptions
+        ) throws -> NewWorkflowRun {
+            if let violation = NameValidation.checkLabel(W.name) {
+                throw ConveyorError(.invalidKind, "workflow name \(violation.explanation)")
+            }
+            if let violation = NameValidation.checkLabel(options.queue) {
+                throw ConveyorError(.invalidQueueName, "queue name \(violation.explanation)")
+            }
+            if let violation = NameValidation.checkLabel(options.namespace) {
+                throw ConveyorError(.invalidNamespace, "namespace \(violation.explanation)")
+            }
+            let inputJSON = try Self.encode(input, limit: self.client.configuration.maximumArgumentBytes)
+            return NewWorkflowRun(
+                id: try (options.id ?? .generate()).validated(),
+                name: W.name,
+                version: options.version ?? W.version,
+                namespace: options.namespace,
+                queue: options.queue,
+                inputJSON: inputJSON,
+                deadline: options.deadline
+            )
+        }
+
+        /// Sends the signal `name` with `payload` to a run. A signal sent before the run waits for it is kept, and
+        /// a run suspended on it resumes at once.
+        ///
+        /// - Throws: `WORKFLOW_NOT_FOUND`; `INVALID_WORKFLOW_STATE` when the run has ended.
+        public func signal<Payload: Encodable>(_ id: WorkflowRunID, _ name: String, _ payload: Payload) async throws {
+            let json = try Self.encode(payload, limit: self.client.configuration.maximumArgumentBytes)
+            try await self.signal(id, name, payloadJSON: json)
+        }
+
+        /// Sends a signal whose payload is JSON text (checked before it is sent).
+        public func signal(_ id: WorkflowRunID, _ name: String, payloadJSON: String) async throws {
+            if let violation = NameValidation.checkLabel(name) {
+                throw ConveyorError(.invalidOption, "signal name \(violation.explanation)")
+            }
+            guard payloadJSON.utf8.count <= self.client.configuration.maximumArgumentBytes else {
+                throw ConveyorError(
+                    .outputTooLarge,
+                    "the payload is \(payloadJSON.utf8.count) bytes; the limit is "
+                        + "\(self.client.configuration.maximumArgumentBytes)"
+                )
+            }
+            guard (try? JSONSerialization.jsonObject(with: Data(payloadJSON.utf8), options: [.fragmentsAllowed])) != nil
+            else {
+                throw ConveyorError(.malformedArguments, "the payload is not JSON")
+            }
+            try JSONValidation.checkNoNUL(payloadJSON)
+            try await self.client.store.signal(id, name: name, payloadJSON: payloadJSON, logger: self.client.logger)
+        }
+
+        /// Reads a run with its steps; `nil` when no run has the id.
+        public func get(_ id: WorkflowRunID) async throws -> WorkflowRunRecord? {
+            try await self.client.store.workflowRun(id, logger: self.client.logger)
+        }
+
+        /// Lists runs newest first, one page at a time.
+        public func list(_ filter: WorkflowRunFilter = WorkflowRunFilter()) async throws -> WorkflowRunPage {
+            try await self.client.store.workflowRuns(matching: filter, logger: self.client.logger)
+        }
+
+        /// Cancels a run and its unfinished children: a waiting run at once, a running one when its worker sees the
+        /// request at its next heartbeat (the workflow's task is cancelled). An ended run is returned as it is.
+        ///
+        /// - Throws: `WORKFLOW_NOT_FOUND`.
+        @discardableResult
+        public func cancel(_ id: WorkflowRunID) async throws -> WorkflowRunRecord {
+            try await self.client.store.cancelWorkflowRun(id, logger: self.client.logger)
+        }
+
+        private static func encode<Value: Encodable>(_ value: Value, limit: Int) throws -> String {
+            let json: String
+            do {
+                json = String(decoding: try WorkflowCoding.encoder.encode(value), as: UTF8.self)
+            } catch {
+                throw ConveyorError(.malformedArguments, "cannot encode the value", underlying: error)
+            }
+            guard json.utf8.count <= limit else {
+                throw ConveyorError(.outputTooLarge, "the value is \(json.utf8.count) bytes; the limit is \(limit)")
+            }
+            try JSONValidation.checkNoNUL(json)
+            return json
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import ConveyorCore
+import Logging
+import Synchronization
+
+/// Writes the durable calls of running workflows in batches: every unit of work buffered while the previous batch
+/// was in flight goes into the next one, as one transaction (see ``JobStore/commit(_:logger:)``).
+///
+/// A step waits for its write, so one batch carries the steps of every run that finished one meanwhile: under load a
+/// step costs a share of one round trip, and an idle worker writes a step as soon as it ends. Units are written in
+/// the order they were submitted, so a run's steps are always stored before its suspension or its end.
+///
+/// Failures are handled as the ``Completer`` handles them: transient ones are retried with backoff (50 ms doubling
+/// to 500 ms) until the database is back; a batch refused with `DATABASE_ERROR` is split until the unit that is
+/// refused is alone, and only that unit fails; a fatal error ends ``run()``.
+final class WorkflowWriter: Sendable {
+    private struct Entry: Sendable {
+        var unit: WorkflowUnitOfWork
+        var done: @Sendable (Result<WorkflowCommitResult, any Error>) -> Void
+    }
+
+    private struct Buffer {
+        var pending: [Entry] = []
+        var finishBy: ContinuousClock.Instant?
+        var stopped = false
+    }
+
+    private struct Interrupted: Error {
+        var unwritten: [Entry]
+        var error: ConveyorError
+    }
+
+    private let store: any JobStore
+    private let batchSize: Int
+    private let callTimeout: Duration
+    private let logger: Logger
+    private let signal = WakeSignal()
+    private let buffer = Mutex(Buffer())
+
+    init(store: any JobStore, batchSize: Int, callTimeout: Duration, logger: Logger) {
+        self.store = store
+        self.batchSize = max(1, batchSize)
+        self.callTimeout = callTimeout
+        self.logger = logger
+    }
+
+    /// Writes `unit` and returns once it is committed.
+    ///
+    /// - Throws: ``WorkflowLeaseLost`` when a lease the unit presents is no longer held (nothing of it was
+    ///   written); the database's ``ConveyorError`` when the unit was refused; `CancellationError` when the worker
+    ///   stopped before it could be written.
+    func write(_ unit: WorkflowUnitOfWork) async throws -> WorkflowCommitResult {
+        try await withCheckedThrowingContinuation { continuation in
+            self.submit(unit) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Queues `unit`; `done` is called once it is written or has failed.
+    func submit(_ unit: WorkflowUnitOfWork, done: @escaping @Sendable (Result<WorkflowCommitResult, any Error>) -> Void)
+    {
+        let accepted = self.buffer.withLock { buffer -> Bool in
+            guard !buffer.stopped else { return false }
+            buffer.pending.append(Entry(unit: unit, done: done))
+            return true
+        }
+        guard accepted else {
+            done(.failure(CancellationError()))
+            return
+        }
+        self.signal.wake()
+    }
+
+    /// Asks ``run()`` to write what is buffered and return, giving up after `bound`.
+    func finish(within bound: Duration) {
+        self.buffer.withLock { $0.finishBy = ContinuousClock.now + bound }
+        self.signal.wake()
+    }
+
+    /// Writes batches until ``finish(within:)`` was called and the buffer is empty or its bound passed, or the task
+    /// is cancelled. Units still buffered then fail with `CancellationError` (their leases expire).
+    func run() async throws {
+        defer { self.stop() }
+        var backoff = Backoff(initial: .milliseconds(50), maximum: .milliseconds(500))
+        while !Task.isCancelled {
+            let (count, finishBy) = self.buffer.withLock { ($0.pending.count, $0.finishBy) }
+            if let finishBy, count == 0 || ContinuousClock.now >= finishBy { return }
+            if count == 0 {
+                guard await self.signal.wait() else { return }
+                continue
+            }
+            let batch = self.buffer.withLock { buffer -> [Entry] in
+                let batch = Array(buffer.pending.prefix(self.batchSize))
+                buffer.pending.removeFirst(batch.count)
+                return batch
+            }
+            do {
+                try await self.write(batch, finishBy: finishBy)
+                backoff.reset()
+            } catch let interrupted as Interrupted {
+                if Task.isCancelled {
+                    for entry in interrupted.unwritten { entry.done(.failure(CancellationError())) }
+                    return
+                }
+                self.buffer.withLock { $0.pending.insert(contentsOf: interrupted.unwritten, at: 0) }
+                let delay = backoff.next()
+                if backoff.failures == 1 {
+                    self.logger.warning(
+                        "writing workflow steps failed; retrying until the database is back",
+                        metadata: ["error": "\(interrupted.error)", "unwritten": "\(interrupted.unwritten.count)"]
+                    )
+                }
+                let sleep = finishBy.map { min(delay, max(.zero, $0 - ContinuousClock.now)) } ?? delay
+                try? await Task.sleep(for: sleep)
+            } catch {
+                for entry in batch { entry.done(.failure(error)) }
+                throw error
+            }
+        }
+    }
+
+    /// Fails what is still buffered, and every later submission.
+    private func stop() {
+        let left = self.buffer.withLock { buffer -> [Entry] in
+            buffer.stopped = true
+            defer { buffer.pending = [] }
+            return buffer.pending
+        }
+        if !left.isEmpty {
+            self.logger.warning(
+                "stopping with workflow writes unwritten; their runs resume from their last stored step",
+                metadata: ["unwritten": "\(left.count)"]
+            )
+        }
+        for entry in left { entry.done(.failure(CancellationError())) }
+    }
+
+    private func write(_ batch: [Entry], finishBy: ContinuousClock.Instant?) async throws {
+        var unit = WorkflowUnitOfWork()
+        for entry in batch { unit.append(entry.unit) }
+        let timeout = finishBy.map { min(self.callTimeout, max(.milliseconds(1), $0 - ContinuousClock.now)) }
+        let result: WorkflowCommitResult
+        do {
+            result = try await BoundedCall.run(timeout: timeout ?? self.callTimeout, "writing workflow steps") {
+                [store, logger, unit] in
+                try await store.commit(unit, logger: logger)
+            }
+        } catch let error as ConveyorError where error.isTransient {
+            throw Interrupted(unwritten: batch, error: error)
+        } catch is CancellationError {
+            throw Interrupted(unwritten: batch, error: ConveyorError(.databaseUnavailable, "cancelled"))
+        } catch let error as ConveyorError where error.code == .databaseError || error.code == .duplicateJob {
+            guard batch.count > 1 else {
+                self.logger.error(
+                    "the database refused a workflow write",
+                    metadata: ["workflow_run_id": "\(batch[0].unit.runIDs)", "error": "\(error)"]
+                )
+                batch[0].done(.failure(error))
+                return
+            }
+            let half = batch.count / 2
+            do {
+                try await self.write(Array(batch[..<half]), finishBy: finishBy)
+            } catch var interrupted as Interrupted {
+                interrupted.unwritten += batch[half...]
+                throw interrupted
+            }
+            try await self.write(Array(batch[half...]), finishBy: finishBy)
+            return
+        }
+        for entry in batch {
+            if entry.unit.leases.isDisjoint(with: result.fenced) {
+                entry.done(.success(result))
+            } else {
+                entry.done(.failure(WorkflowLeaseLost()))
+            }
+        }
+    }
+}
+
+extension WorkflowUnitOfWork {
+    /// The runs the writes concern, for logs.
+    var runIDs: String {
+        Set(self.steps.map(\.runID) + self.suspensions.map(\.runID) + self.endings.map(\.runID))
+            .map(\.rawValue).sorted().joined(separator: ",")
+    }
+}

@@ -1,0 +1,965 @@
+import Conveyor
+import ConveyorCore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The SQL of workflow runs, each statement beside its binds and its decoding.
+///
+/// Locking: every write about a run's execution first locks the rows of the jobs whose leases it presents (the
+/// fence), and everything that makes a suspended run runnable (a signal, a child's end, a cancel) locks the run's
+/// job row before it looks. A suspension checks for signals and ended children after it holds that lock, in a
+/// statement of its own (a new snapshot): whichever of the two transactions locks first, the other sees what it
+/// wrote, so a wake-up is never lost between a run's check and its suspension.
+extension PostgresJobStore {
+    // MARK: Start
+
+    public func startWorkflowRuns(_ runs: [NewWorkflowRun], notify: Bool, logger: Logger) async throws
+        -> [StartedWorkflowRun]
+    {
+        guard !runs.isEmpty else { return [] }
+        return try await self.run("starting \(runs.count) workflow run(s)") {
+            try await self.withConnection { connection in
+                try await self.startWorkflowRuns(runs, notify: notify, on: connection, logger: logger)
+            }
+        }
+    }
+
+    /// Inserts runs on `connection`, inside whatever transaction it has open (or in one statement of its own).
+    public func startWorkflowRuns(
+        _ runs: [NewWorkflowRun],
+        notify: Bool,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [StartedWorkflowRun] {
+        try await self.run("starting \(runs.count) workflow run(s)") {
+            try await self.insertRuns(runs, notify: notify, on: connection, logger: logger).map(\.started)
+        }
+    }
+
+    private struct InsertedRun {
+        var started: StartedWorkflowRun
+        var parentID: WorkflowRunID?
+    }
+
+    private func insertRuns(
+        _ runs: [NewWorkflowRun],
+        notify: Bool,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [InsertedRun] {
+        let s = self.schema.quoted
+        var binds = PostgresBindings(capacity: 12)
+        binds.append(runs.map(\.id.rawValue))
+        binds.append(runs.map(\.name))
+        binds.append(runs.map { Int32(clamping: $0.version) })
+        binds.append(runs.map(\.namespace))
+        binds.append(runs.map(\.queue))
+        binds.append(runs.map(\.inputJSON))
+        binds.append(runs.map { run in run.deadline.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) } ?? -1 })
+        binds.append(runs.map { $0.parentID?.rawValue ?? "" })
+        binds.append(runs.map { $0.forkedFrom?.rawValue ?? "" })
+        binds.append(runs.map { $0.forkedAtStep ?? "" })
+        binds.append(self.schema.insertChannel)
+        binds.append(notify)
+        // The job's id is drawn first, so that the run and its job point at each other from one statement. A run
+        // whose id exists is skipped by ON CONFLICT, and reported with the existing run's job.
+        let sql = """
+            WITH input AS (
+                SELECT *
+                FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                            $8::text[], $9::text[], $10::text[]) WITH ORDINALITY
+                     AS i(id, name, version, namespace, queue, input, deadline_us, parent_id, forked_from,
+                          forked_at_step, ord)
+            ),
+            fresh AS (
+                INSERT INTO \(s).workflow_runs (id, name, version, namespace, queue, input, deadline, parent_id,
+                                               forked_from, forked_at_step, job_id)
+                SELECT i.id, i.name, i.version, i.namespace, i.queue, i.input::jsonb,
+                       CASE WHEN i.deadline_us >= 0 THEN to_timestamp(i.deadline_us / 1000000.0) END,
+                       nullif(i.parent_id, ''), nullif(i.forked_from, ''), nullif(i.forked_at_step, ''),
+                       nextval(pg_get_serial_sequence('\(s).jobs', 'id'))
+                FROM input i
+                ORDER BY i.ord
+                ON CONFLICT (id) DO NOTHING
+                RETURNING id, job_id, queue, namespace
+            ),
+            jobs AS (
+                -- A run's job is retried after every lost lease (that is how a crashed run resumes), so its
+                -- attempts are not limited; suspensions do not count as attempts.
+                INSERT INTO \(s).jobs (id, kind, queue, namespace, args, max_attempts)
+                SELECT f.job_id, '\(WorkflowJob.kind)', f.queue, f.namespace, jsonb_build_object('run', f.id),
+                       2147483647
+                FROM fresh f
+                RETURNING id
+            ),
+            woken AS (
+                SELECT count(pg_notify($11, q.queue)) AS sent
+                FROM (SELECT DISTINCT f.queue FROM fresh f WHERE $12) q
+            )
+            SELECT i.id, coalesce(f.job_id, r.job_id, -1), f.id IS NULL, coalesce(r.parent_id, i.parent_id),
+                   (SELECT count(*) FROM jobs), (SELECT w.sent FROM woken w)
+            FROM input i
+            LEFT JOIN fresh f ON f.id = i.id
+            LEFT JOIN \(s).workflow_runs r ON r.id = i.id AND f.id IS NULL
+            ORDER BY i.ord
+            """
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        var inserted: [InsertedRun] = []
+        for try await (id, jobID, existing, parentID, _, _) in rows.decode(
+            (String, Int64, Bool, String, Int64, Int64).self
+        ) {
+            guard jobID > 0 else {
+                // Inserted by a transaction that committed while this one ran: not visible to this statement.
+                throw ConveyorError(.databaseUnavailable, "workflow run \(id) was started concurrently; retry")
+            }
+            inserted.append(
+                InsertedRun(
+                    started: StartedWorkflowRun(id: WorkflowRunID(id), jobID: JobID(jobID), isExisting: existing),
+                    parentID: parentID.isEmpty ? nil : WorkflowRunID(parentID)
+                )
+            )
+        }
+        return inserted
+    }
+
+    // MARK: Execution
+
+    public func workflowExecutionState(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowExecutionState? {
+        try await self.run("loading workflow run \(id)") {
+            let s = self.schema.quoted
+            var binds = PostgresBindings()
+            binds.append(id.rawValue)
+            // One round trip: the run, and its steps, pending signals and children as parallel arrays (NULL when
+            // there are none). Empty strings stand for NULL inside the arrays.
+            let sql = """
+                SELECT r.name, r.version, r.namespace, r.status, r.input::text,
+                       coalesce(r.deadline <= now(), false), r.cancel_requested_at IS NOT NULL,
+                       st.names, st.positions, st.kinds, st.statuses, st.outputs, st.codes, st.messages,
+                       st.attempts, st.concurrent, st.wait_for, st.due,
+                       sg.ids, sg.names, sg.payloads,
+                       ch.ids, ch.statuses, ch.outputs, ch.codes, ch.messages
+                FROM \(s).workflow_runs r
+                LEFT JOIN LATERAL (
+                    SELECT array_agg(x.name ORDER BY x.position) AS names,
+                           array_agg(x.position ORDER BY x.position) AS positions,
+                           array_agg(x.kind ORDER BY x.position) AS kinds,
+                           array_agg(x.status ORDER BY x.position) AS statuses,
+                           array_agg(coalesce(x.output::text, '') ORDER BY x.position) AS outputs,
+                           array_agg(coalesce(x.error_code, '') ORDER BY x.position) AS codes,
+                           array_agg(coalesce(x.error_message, '') ORDER BY x.position) AS messages,
+                           array_agg(x.attempts ORDER BY x.position) AS attempts,
+                           array_agg(x.concurrent ORDER BY x.position) AS concurrent,
+                           array_agg(coalesce(x.wait_for, '') ORDER BY x.position) AS wait_for,
+                           array_agg(coalesce(x.wake_at <= now(), false) ORDER BY x.position) AS due
+                    FROM \(s).workflow_steps x
+                    WHERE x.run_id = r.id
+                ) st ON true
+                LEFT JOIN LATERAL (
+                    SELECT array_agg(g.id ORDER BY g.id) AS ids, array_agg(g.name ORDER BY g.id) AS names,
+                           array_agg(g.payload::text ORDER BY g.id) AS payloads
+                    FROM \(s).workflow_signals g
+                    WHERE g.run_id = r.id AND g.received_at IS NULL
+                ) sg ON true
+                LEFT JOIN LATERAL (
+                    SELECT array_agg(c.id) AS ids, array_agg(c.status) AS statuses,
+                           array_agg(coalesce(c.output::text, '')) AS outputs,
+                           array_agg(coalesce(c.error_code, '')) AS codes,
+                           array_agg(coalesce(c.error_message, '')) AS messages
+                    FROM \(s).workflow_runs c
+                    WHERE c.parent_id = r.id
+                ) ch ON true
+                WHERE r.id = $1
+                """
+            let rows = try await self.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+            for try await row in rows {
+                let c = row.makeRandomAccess()
+                func text(_ i: Int) throws -> [String] { try c[i].decode([String]?.self) ?? [] }
+                let names = try text(7)
+                let positions = try c[8].decode([Int32]?.self) ?? []
+                let kinds = try text(9)
+                let statuses = try text(10)
+                let outputs = try text(11)
+                let codes = try text(12)
+                let messages = try text(13)
+                let attempts = try c[14].decode([Int32]?.self) ?? []
+                let concurrent = try c[15].decode([Bool]?.self) ?? []
+                let waitFor = try text(16)
+                let due = try c[17].decode([Bool]?.self) ?? []
+                var steps: [StoredWorkflowStep] = []
+                for index in names.indices {
+                    steps.append(
+                        StoredWorkflowStep(
+                            name: names[index],
+                            position: Int(positions[index]),
+                            kind: WorkflowStepKind(rawValue: kinds[index]) ?? .step,
+                            status: WorkflowStepStatus(rawValue: statuses[index]) ?? .failed,
+                            outputJSON: outputs[index].isEmpty ? nil : outputs[index],
+                            errorCode: codes[index].isEmpty ? nil : codes[index],
+                            errorMessage: messages[index].isEmpty ? nil : messages[index],
+                            attempts: Int(attempts[index]),
+                            concurrent: concurrent[index],
+                            waitFor: waitFor[index].isEmpty ? nil : waitFor[index],
+                            isDue: due[index]
+                        )
+                    )
+                }
+                let signalIDs = try c[18].decode([Int64]?.self) ?? []
+                let signalNames = try text(19)
+                let payloads = try text(20)
+                let signals = signalIDs.indices.map {
+                    PendingWorkflowSignal(id: signalIDs[$0], name: signalNames[$0], payloadJSON: payloads[$0])
+                }
+                let childIDs = try text(21)
+                let childStatuses = try text(22)
+                let childOutputs = try text(23)
+                let childCodes = try text(24)
+                let childMessages = try text(25)
+                let children = childIDs.indices.map {
+                    WorkflowChildState(
+                        id: WorkflowRunID(childIDs[$0]),
+                        status: WorkflowRunStatus(rawValue: childStatuses[$0]) ?? .running,
+                        outputJSON: childOutputs[$0].isEmpty ? nil : childOutputs[$0],
+                        errorCode: childCodes[$0].isEmpty ? nil : childCodes[$0],
+                        errorMessage: childMessages[$0].isEmpty ? nil : childMessages[$0]
+                    )
+                }
+                return WorkflowExecutionState(
+                    id: id,
+                    name: try c[0].decode(String.self),
+                    version: Int(try c[1].decode(Int32.self)),
+                    namespace: try c[2].decode(String.self),
+                    status: WorkflowRunStatus(rawValue: try c[3].decode(String.self)) ?? .running,
+                    inputJSON: try c[4].decode(String.self),
+                    deadlinePassed: try c[5].decode(Bool.self),
+                    cancelRequested: try c[6].decode(Bool.self),
+                    steps: steps,
+                    signals: signals,
+                    children: children
+                )
+            }
+            return nil
+        }
+    }
+
+    // MARK: Unit of work
+
+    public func commit(_ work: WorkflowUnitOfWork, logger: Logger) async throws -> WorkflowCommitResult {
+        guard !work.isEmpty else { return WorkflowCommitResult() }
+        return try await self.run("writing workflow steps") {
+            let onlySteps = work.childStarts.isEmpty && work.suspensions.isEmpty && work.endings.isEmpty
+                && work.completions.isEmpty
+            if onlySteps {
+                // The common case (steps of running workflows): one statement, committed on its own.
+                return try await self.withConnection { connection in
+                    let held = try await self.lockAndStoreSteps(work, on: connection, logger: logger)
+                    return WorkflowCommitResult(fenced: work.leases.subtracting(held))
+                }
+            }
+            return try await self.committed(logger: logger) { connection in
+                try await self.commitAll(work, on: connection, logger: logger)
+            }
+        }
+    }
+
+    private func commitAll(
+        _ work: WorkflowUnitOfWork,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> WorkflowCommitResult {
+        let held = try await self.lockAndStoreSteps(work, on: connection, logger: logger)
+        let fenced = work.leases.subtracting(held)
+        var conflicting = Set<WorkflowRunID>()
+        let children = work.childStarts.filter { held.contains($0.lease) }
+        if !children.isEmpty {
+            let inserted = try await self.insertRuns(children.map(\.run), notify: true, on: connection, logger: logger)
+            for (start, result) in zip(children, inserted) where result.started.isExisting {
+                if result.parentID != start.run.parentID { conflicting.insert(start.run.id) }
+            }
+        }
+        var endings = work.endings.filter { held.contains($0.lease) }
+        var completions = work.completions.filter { held.contains($0.lease) }
+        let suspensions = work.suspensions.filter { held.contains($0.lease) }
+        var wakeAfter: [WorkflowRunID: Duration] = [:]
+        if !suspensions.isEmpty {
+            let decided = try await self.suspend(suspensions, on: connection, logger: logger)
+            for suspension in suspensions {
+                guard let decision = decided[suspension.runID] else { continue }
+                if decision.cancelled {
+                    endings.append(
+                        WorkflowRunEnding(
+                            lease: suspension.lease,
+                            runID: suspension.runID,
+                            status: .cancelled,
+                            errorCode: "CANCELLED",
+                            errorMessage: "cancelled by a client",
+                            durationMicroseconds: suspension.durationMicroseconds
+                        )
+                    )
+                } else {
+                    if decision.hasTimer { wakeAfter[suspension.runID] = decision.runAfter }
+                    completions.append(
+                        JobCompletion(
+                            lease: suspension.lease,
+                            transition: .suspended(runAfter: decision.runAfter),
+                            durationMicroseconds: suspension.durationMicroseconds
+                        )
+                    )
+                }
+            }
+        }
+        if !endings.isEmpty {
+            try await self.end(endings, on: connection, logger: logger)
+            completions += endings.map { ending in
+                JobCompletion(
+                    lease: ending.lease,
+                    transition: .workflowEnded(cancelled: ending.status == .cancelled, message: ending.errorMessage),
+                    durationMicroseconds: ending.durationMicroseconds
+                )
+            }
+        }
+        if !completions.isEmpty {
+            _ = try await self.complete(completions, on: connection, logger: logger)
+        }
+        return WorkflowCommitResult(fenced: fenced, conflictingChildren: conflicting, wakeAfter: wakeAfter)
+    }
+
+    /// Locks the rows of the jobs whose leases `work` presents, stores the steps of those still held, and marks
+    /// the signals they received; returns the leases held.
+    private func lockAndStoreSteps(
+        _ work: WorkflowUnitOfWork,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Set<JobLease> {
+        let s = self.schema.quoted
+        let leases = Array(work.leases)
+        let steps = work.steps
+        var binds = PostgresBindings(capacity: 17)
+        binds.append(leases.map(\.id.rawValue))
+        binds.append(leases.map(\.token))
+        binds.append(steps.map(\.lease.id.rawValue))
+        binds.append(steps.map(\.runID.rawValue))
+        binds.append(steps.map(\.name))
+        binds.append(steps.map { Int32(clamping: $0.position) })
+        binds.append(steps.map(\.kind.rawValue))
+        binds.append(steps.map(\.status.rawValue))
+        binds.append(steps.map { $0.outputJSON ?? "" })
+        binds.append(steps.map { $0.errorCode ?? "" })
+        binds.append(steps.map { $0.errorMessage ?? "" })
+        binds.append(steps.map { Int32(clamping: $0.attempts) })
+        binds.append(steps.map(\.concurrent))
+        binds.append(steps.map { $0.waitFor ?? "" })
+        binds.append(steps.map { $0.wakeAfter?.wholeMilliseconds ?? -1 })
+        binds.append(steps.map(\.durationMicroseconds))
+        binds.append(steps.map { $0.receivedSignal ?? 0 })
+        // FOR NO KEY UPDATE is the fence: a reaper or another worker cannot take a lease over until this commits,
+        // and a lease taken over before is not matched by its old token. Rows are locked in id order, so two
+        // batches that share jobs do not deadlock. A stored step is only replaced while it waits (a sleep, a
+        // signal wait or a child that ended).
+        let sql = """
+            WITH held AS (
+                SELECT j.id, j.lease_token
+                FROM \(s).jobs j
+                JOIN unnest($1::bigint[], $2::bigint[]) AS l(id, token) ON j.id = l.id AND j.lease_token = l.token
+                ORDER BY j.id
+                FOR NO KEY UPDATE OF j
+            ),
+            s AS (
+                SELECT *
+                FROM unnest($3::bigint[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[],
+                            $10::text[], $11::text[], $12::integer[], $13::boolean[], $14::text[], $15::bigint[],
+                            $16::bigint[], $17::bigint[])
+                     AS s(job_id, run_id, name, position, kind, status, output, error_code, error_message,
+                          attempts, concurrent, wait_for, wake_after_ms, duration_us, signal_id)
+                WHERE s.job_id IN (SELECT h.id FROM held h)
+            ),
+            stored AS (
+                INSERT INTO \(s).workflow_steps AS w (run_id, name, position, kind, status, output, error_code,
+                                                    error_message, attempts, concurrent, wait_for, wake_at,
+                                                    started_at, finished_at)
+                SELECT s.run_id, s.name, s.position, s.kind, s.status, nullif(s.output, '')::jsonb,
+                       nullif(s.error_code, ''), nullif(s.error_message, ''), s.attempts, s.concurrent,
+                       nullif(s.wait_for, ''),
+                       CASE WHEN s.wake_after_ms >= 0 THEN now() + s.wake_after_ms * interval '1 millisecond' END,
+                       now() - s.duration_us * interval '1 microsecond',
+                       CASE WHEN s.status <> 'waiting' THEN now() END
+                FROM s
+                ON CONFLICT (run_id, name) DO UPDATE
+                    SET status = excluded.status, output = excluded.output, error_code = excluded.error_code,
+                        error_message = excluded.error_message, finished_at = excluded.finished_at
+                    WHERE w.status = 'waiting'
+                RETURNING 1
+            ),
+            received AS (
+                UPDATE \(s).workflow_signals g
+                SET received_at = now(), received_by = s.name
+                FROM s
+                WHERE g.id = s.signal_id AND s.signal_id > 0 AND g.received_at IS NULL
+                RETURNING 1
+            )
+            SELECT (SELECT array_agg(h.id) FROM held h), (SELECT array_agg(h.lease_token) FROM held h),
+                   (SELECT count(*) FROM stored), (SELECT count(*) FROM received)
+            """
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        var held = Set<JobLease>()
+        for try await (ids, tokens, _, _) in rows.decode(([Int64]?, [Int64]?, Int64, Int64).self) {
+            for (id, token) in zip(ids ?? [], tokens ?? []) {
+                held.insert(JobLease(id: JobID(id), token: token))
+            }
+        }
+        return held
+    }
+
+    private struct SuspensionDecision {
+        var runAfter: Duration
+        var cancelled: Bool
+        /// The run wakes by a timer of its own (not only by a signal, a child or a version).
+        var hasTimer: Bool
+    }
+
+    /// Marks runs as waiting and decides when each one's job runs again.
+    private func suspend(
+        _ suspensions: [WorkflowSuspension],
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [WorkflowRunID: SuspensionDecision] {
+        let s = self.schema.quoted
+        var binds = PostgresBindings()
+        binds.append(suspensions.map(\.runID.rawValue))
+        binds.append(suspensions.map(\.waitsForVersion))
+        try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    UPDATE \(s).workflow_runs r
+                    SET status = 'waiting', waits_for_version = u.for_version, updated_at = now()
+                    FROM unnest($1::text[], $2::boolean[]) AS u(run_id, for_version)
+                    WHERE r.id = u.run_id AND r.status IN ('running', 'waiting')
+                    """,
+                binds: binds
+            ),
+            logger: logger
+        )
+        // A statement of its own, after the job rows were locked: it sees every signal and child end committed
+        // before this transaction locked them, and those that commit later find the job scheduled and wake it.
+        var check = PostgresBindings()
+        check.append(suspensions.map(\.runID.rawValue))
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT r.id, r.cancel_requested_at IS NOT NULL,
+                           EXISTS (SELECT 1
+                                   FROM \(s).workflow_steps w
+                                   JOIN \(s).workflow_signals g
+                                        ON g.run_id = w.run_id AND g.name = w.wait_for AND g.received_at IS NULL
+                                   WHERE w.run_id = r.id AND w.kind = 'signal' AND w.status = 'waiting')
+                           OR EXISTS (SELECT 1
+                                      FROM \(s).workflow_steps w
+                                      JOIN \(s).workflow_runs c ON c.id = w.wait_for
+                                      WHERE w.run_id = r.id AND w.kind = 'child' AND w.status = 'waiting'
+                                        AND c.status IN ('completed', 'failed', 'cancelled')),
+                           ceil(extract(epoch FROM least(
+                               (SELECT min(w.wake_at) FROM \(s).workflow_steps w
+                                WHERE w.run_id = r.id AND w.status = 'waiting' AND w.wake_at IS NOT NULL),
+                               r.deadline) - now()) * 1000)::bigint
+                    FROM \(s).workflow_runs r
+                    WHERE r.id = ANY($1::text[])
+                    """,
+                binds: check
+            ),
+            logger: logger
+        )
+        var decided: [WorkflowRunID: SuspensionDecision] = [:]
+        let forVersion = Dictionary(
+            suspensions.map { ($0.runID, $0.waitsForVersion) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        for try await (id, cancelled, ready, wakeMilliseconds) in rows.decode((String, Bool, Bool, Int64?).self) {
+            let runID = WorkflowRunID(id)
+            let runAfter: Duration
+            let hasTimer = ready || (forVersion[runID] != true && wakeMilliseconds != nil)
+            if ready {
+                runAfter = .zero
+            } else if !hasTimer {
+                // Nothing but a signal, a child or a worker with the version wakes it.
+                runAfter = .seconds(Int64(RetryPolicy.longestDelaySeconds))
+            } else {
+                runAfter = .milliseconds(max(0, wakeMilliseconds ?? 0))
+            }
+            decided[runID] = SuspensionDecision(runAfter: runAfter, cancelled: cancelled, hasTimer: hasTimer)
+        }
+        return decided
+    }
+
+    /// Records the end of runs and wakes their waiting parents; a cancelled run's unfinished children are
+    /// cancelled with it.
+    private func end(_ endings: [WorkflowRunEnding], on connection: PostgresConnection, logger: Logger) async throws {
+        let s = self.schema.quoted
+        var binds = PostgresBindings()
+        binds.append(endings.map(\.runID.rawValue))
+        binds.append(endings.map(\.status.rawValue))
+        binds.append(endings.map { $0.outputJSON ?? "" })
+        binds.append(endings.map { $0.errorCode ?? "" })
+        binds.append(endings.map { $0.errorMessage ?? "" })
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    UPDATE \(s).workflow_runs r
+                    SET status = e.status, output = nullif(e.output, '')::jsonb, error_code = nullif(e.code, ''),
+                        error_message = nullif(e.message, ''), waits_for_version = false, finished_at = now(),
+                        updated_at = now()
+                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                         AS e(run_id, status, output, code, message)
+                    WHERE r.id = e.run_id AND r.status IN ('running', 'waiting')
+                    RETURNING r.parent_id, r.id, r.status
+                    """,
+                binds: binds
+            ),
+            logger: logger
+        )
+        var parents: [String] = []
+        var cancelled: [String] = []
+        for try await (parent, id, status) in rows.decode((String?, String, String).self) {
+            if let parent { parents.append(parent) }
+            if status == WorkflowRunStatus.cancelled.rawValue { cancelled.append(id) }
+        }
+        if !cancelled.isEmpty {
+            try await self.cancelTree(below: cancelled, on: connection, logger: logger)
+        }
+        if !parents.isEmpty {
+            try await self.wake(runs: parents, on: connection, logger: logger)
+        }
+    }
+
+    /// Makes the jobs of suspended runs runnable, after locking them (see the locking note above).
+    private func wake(runs: [String], on connection: PostgresConnection, logger: Logger) async throws {
+        let s = self.schema.quoted
+        var binds = PostgresBindings()
+        binds.append(runs)
+        binds.append(self.schema.insertChannel)
+        try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH locked AS (
+                        SELECT j.id
+                        FROM \(s).jobs j
+                        JOIN \(s).workflow_runs r ON r.job_id = j.id
+                        WHERE r.id = ANY($1::text[])
+                        ORDER BY j.id
+                        FOR NO KEY UPDATE OF j
+                    )
+                    SELECT count(*) FROM locked
+                    """,
+                binds: binds
+            ),
+            logger: logger
+        )
+        try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH woken AS (
+                        UPDATE \(s).jobs j
+                        SET state = 'available', run_at = now()
+                        FROM \(s).workflow_runs r
+                        WHERE r.id = ANY($1::text[]) AND j.id = r.job_id AND j.state = 'scheduled'
+                          AND NOT r.waits_for_version
+                        RETURNING j.queue
+                    )
+                    SELECT count(pg_notify($2, q.queue)) FROM (SELECT DISTINCT w.queue FROM woken w) q
+                    """,
+                binds: binds
+            ),
+            logger: logger
+        )
+    }
+
+    /// Cancels the unfinished runs below `roots` (not the roots themselves): waiting ones at once, running ones
+    /// through a cancel request.
+    private func cancelTree(below roots: [String], on connection: PostgresConnection, logger: Logger) async throws {
+        let s = self.schema.quoted
+        var binds = PostgresBindings()
+        binds.append(roots)
+        try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH RECURSIVE tree AS (
+                        SELECT c.id, c.job_id FROM \(s).workflow_runs c
+                        WHERE c.parent_id = ANY($1::text[]) AND c.status IN ('running', 'waiting')
+                        UNION ALL
+                        SELECT c.id, c.job_id FROM \(s).workflow_runs c JOIN tree t ON c.parent_id = t.id
+                        WHERE c.status IN ('running', 'waiting')
+                    ),
+                    locked AS (
+                        SELECT j.id, j.state FROM \(s).jobs j JOIN tree t ON t.job_id = j.id
+                        ORDER BY j.id
+                        FOR NO KEY UPDATE OF j
+                    ),
+                    requested AS (
+                        UPDATE \(s).workflow_runs r
+                        SET cancel_requested_at = coalesce(r.cancel_requested_at, now()), updated_at = now(),
+                            status = CASE WHEN l.state = 'running' THEN r.status ELSE 'cancelled' END,
+                            finished_at = CASE WHEN l.state = 'running' THEN NULL ELSE now() END,
+                            error_code = CASE WHEN l.state = 'running' THEN NULL ELSE 'CANCELLED' END,
+                            error_message = CASE WHEN l.state = 'running' THEN NULL
+                                                 ELSE 'cancelled with its parent' END
+                        FROM tree t JOIN locked l ON l.id = t.job_id
+                        WHERE r.id = t.id
+                        RETURNING r.job_id
+                    )
+                    UPDATE \(s).jobs j
+                    SET cancel_requested_at = coalesce(j.cancel_requested_at, now()),
+                        state = CASE WHEN l.state = 'running' THEN j.state ELSE 'cancelled' END,
+                        finished_at = CASE WHEN l.state = 'running' THEN j.finished_at ELSE now() END
+                    FROM locked l
+                    WHERE j.id = l.id AND l.state IN ('running', 'available', 'scheduled', 'retryable')
+                    """,
+                binds: binds
+            ),
+            logger: logger
+        )
+    }
+
+    /// The completion statement, inside the connection's transaction.
+    func complete(
+        _ completions: [JobCompletion],
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [JobID] {
+        // complete_jobs itself (the statement of the completer is a procedure that commits on its own).
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT array_agg(id) FROM \(self.schema.quoted).complete_jobs(
+                        $1, $2, $3, $4, $5, $6, $7, $8, $9::integer[], $10, $11) AS id
+                    """,
+                binds: Self.completionBinds(completions)
+            ),
+            logger: logger
+        )
+        var written: [JobID] = []
+        for try await ids in rows.decode([Int64]?.self) {
+            written += (ids ?? []).map { JobID($0) }
+        }
+        return written
+    }
+
+    // MARK: Signals, cancel, versions
+
+    public func signal(_ id: WorkflowRunID, name: String, payloadJSON: String, logger: Logger) async throws {
+        try await self.run("signalling workflow run \(id)") {
+            let s = self.schema.quoted
+            try await self.committed(logger: logger) { connection in
+                var binds = PostgresBindings()
+                binds.append(id.rawValue)
+                // The run's job row is locked before the signal is stored (see the locking note above).
+                let rows = try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT r.status
+                            FROM \(s).workflow_runs r
+                            JOIN \(s).jobs j ON j.id = r.job_id
+                            WHERE r.id = $1
+                            FOR NO KEY UPDATE OF j
+                            """,
+                        binds: binds
+                    ),
+                    logger: logger
+                )
+                var status: String?
+                for try await value in rows.decode(String.self) { status = value }
+                guard let status else {
+                    throw ConveyorError(.workflowNotFound, "no workflow run has id \(id)")
+                }
+                guard let parsed = WorkflowRunStatus(rawValue: status), !parsed.isFinished else {
+                    throw ConveyorError(
+                        .invalidWorkflowState,
+                        "workflow run \(id) is \(status); signals reach only runs that have not ended"
+                    )
+                }
+                var insert = PostgresBindings()
+                insert.append(id.rawValue)
+                insert.append(name)
+                insert.append(payloadJSON)
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(s).workflow_signals (run_id, name, payload) VALUES ($1, $2, $3::jsonb)
+                            """,
+                        binds: insert
+                    ),
+                    logger: logger
+                )
+                try await self.wake(runs: [id.rawValue], on: connection, logger: logger)
+            }
+        }
+    }
+
+    public func cancelWorkflowRun(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowRunRecord {
+        try await self.run("cancelling workflow run \(id)") {
+            let s = self.schema.quoted
+            return try await self.committed(logger: logger) { connection in
+                var binds = PostgresBindings()
+                binds.append(id.rawValue)
+                let rows = try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT r.status, j.state, r.parent_id
+                            FROM \(s).workflow_runs r
+                            JOIN \(s).jobs j ON j.id = r.job_id
+                            WHERE r.id = $1
+                            FOR NO KEY UPDATE OF j
+                            """,
+                        binds: binds
+                    ),
+                    logger: logger
+                )
+                var found: (status: String, jobState: String, parent: String?)?
+                for try await row in rows.decode((String, String, String?).self) { found = row }
+                guard let found else { throw ConveyorError(.workflowNotFound, "no workflow run has id \(id)") }
+                if let status = WorkflowRunStatus(rawValue: found.status), !status.isFinished {
+                    let running = found.jobState == JobState.running.rawValue
+                    try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL: """
+                                WITH run AS (
+                                    UPDATE \(s).workflow_runs r
+                                    SET cancel_requested_at = coalesce(r.cancel_requested_at, now()),
+                                        updated_at = now(),
+                                        status = CASE WHEN $2 THEN r.status ELSE 'cancelled' END,
+                                        finished_at = CASE WHEN $2 THEN NULL ELSE now() END,
+                                        error_code = CASE WHEN $2 THEN NULL ELSE 'CANCELLED' END,
+                                        error_message = CASE WHEN $2 THEN NULL ELSE 'cancelled by a client' END
+                                    WHERE r.id = $1
+                                    RETURNING r.job_id
+                                )
+                                UPDATE \(s).jobs j
+                                SET cancel_requested_at = coalesce(j.cancel_requested_at, now()),
+                                    state = CASE WHEN $2 THEN j.state ELSE 'cancelled' END,
+                                    finished_at = CASE WHEN $2 THEN j.finished_at ELSE now() END
+                                FROM run
+                                WHERE j.id = run.job_id
+                                """,
+                            binds: {
+                                var b = PostgresBindings()
+                                b.append(id.rawValue)
+                                b.append(running)
+                                return b
+                            }()
+                        ),
+                        logger: logger
+                    )
+                    if !running {
+                        try await self.cancelTree(below: [id.rawValue], on: connection, logger: logger)
+                        if let parent = found.parent {
+                            try await self.wake(runs: [parent], on: connection, logger: logger)
+                        }
+                    }
+                }
+                guard let record = try await self.workflowRun(id, on: connection, logger: logger) else {
+                    throw ConveyorError(.workflowNotFound, "no workflow run has id \(id)")
+                }
+                return record
+            }
+        }
+    }
+
+    public func resumeWorkflowRuns(waitingFor versions: [WorkflowVersion], logger: Logger) async throws -> Int {
+        guard !versions.isEmpty else { return 0 }
+        return try await self.run("resuming workflow runs waiting for their version") {
+            let s = self.schema.quoted
+            var binds = PostgresBindings()
+            binds.append(versions.map(\.name))
+            binds.append(versions.map { Int32(clamping: $0.version) })
+            binds.append(self.schema.insertChannel)
+            let rows = try await self.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        WITH runs AS (
+                            UPDATE \(s).workflow_runs r
+                            SET waits_for_version = false, updated_at = now()
+                            FROM unnest($1::text[], $2::integer[]) AS v(name, version)
+                            WHERE r.waits_for_version AND r.name = v.name AND r.version = v.version
+                            RETURNING r.job_id
+                        ),
+                        woken AS (
+                            UPDATE \(s).jobs j
+                            SET state = 'available', run_at = now()
+                            FROM runs
+                            WHERE j.id = runs.job_id AND j.state = 'scheduled'
+                            RETURNING j.queue
+                        )
+                        SELECT (SELECT count(*) FROM woken),
+                               (SELECT count(pg_notify($3, q.queue)) FROM (SELECT DISTINCT w.queue FROM woken w) q)
+                        """,
+                    binds: binds
+                ),
+                logger: logger
+            )
+            var woken = 0
+            for try await (count, _) in rows.decode((Int64, Int64).self) { woken = Int(count) }
+            return woken
+        }
+    }
+
+    // MARK: Inspection
+
+    public func workflowRun(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowRunRecord? {
+        try await self.run("reading workflow run \(id)") {
+            try await self.withConnection { connection in
+                try await self.workflowRun(id, on: connection, logger: logger)
+            }
+        }
+    }
+
+    /// The columns of a run record; a waiting run whose job is runnable again is reported as running.
+    private var runColumns: String {
+        """
+        r.id, r.name, r.version, r.namespace, r.queue,
+        CASE WHEN r.status = 'waiting' AND NOT r.waits_for_version AND j.state IN ('available', 'running')
+             THEN 'running' ELSE r.status END,
+        r.input::text, r.output::text, r.error_code, r.error_message, r.job_id, r.parent_id, r.forked_from,
+        r.forked_at_step, r.deadline, r.waits_for_version, r.cancel_requested_at, r.created_at, r.updated_at,
+        r.finished_at, r.seq
+        """
+    }
+
+    private func workflowRun(
+        _ id: WorkflowRunID,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> WorkflowRunRecord? {
+        let s = self.schema.quoted
+        var binds = PostgresBindings()
+        binds.append(id.rawValue)
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT \(self.runColumns)
+                    FROM \(s).workflow_runs r LEFT JOIN \(s).jobs j ON j.id = r.job_id
+                    WHERE r.id = $1
+                    """,
+                binds: binds
+            ),
+            logger: logger
+        )
+        guard var run = try await Self.decodeRuns(rows).first?.record else { return nil }
+        let steps = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT name, position, kind, status, attempts, output::text,
+                           coalesce(octet_length(output::text), 0), error_code, error_message, wait_for, wake_at,
+                           started_at, finished_at
+                    FROM \(s).workflow_steps
+                    WHERE run_id = $1
+                    ORDER BY position, started_at
+                    """,
+                binds: binds
+            ),
+            logger: logger
+        )
+        for try await row in steps {
+            let c = row.makeRandomAccess()
+            run.steps.append(
+                WorkflowStepRecord(
+                    name: try c[0].decode(String.self),
+                    position: Int(try c[1].decode(Int32.self)),
+                    kind: WorkflowStepKind(rawValue: try c[2].decode(String.self)) ?? .step,
+                    status: WorkflowStepStatus(rawValue: try c[3].decode(String.self)) ?? .failed,
+                    attempts: Int(try c[4].decode(Int32.self)),
+                    outputJSON: try c[5].decode(String?.self),
+                    outputBytes: Int(try c[6].decode(Int32.self)),
+                    errorCode: try c[7].decode(String?.self),
+                    errorMessage: try c[8].decode(String?.self),
+                    waitFor: try c[9].decode(String?.self),
+                    wakeAt: try c[10].decode(Date?.self),
+                    startedAt: try c[11].decode(Date.self),
+                    finishedAt: try c[12].decode(Date?.self)
+                )
+            )
+        }
+        return run
+    }
+
+    public func workflowRuns(matching filter: WorkflowRunFilter, logger: Logger) async throws -> WorkflowRunPage {
+        guard (1...1000).contains(filter.limit) else {
+            throw ConveyorError(.invalidFilter, "limit must be between 1 and 1000, got \(filter.limit)")
+        }
+        var before: Int64?
+        if let cursor = filter.cursor {
+            guard cursor.hasPrefix("w"), let value = Int64(cursor.dropFirst()), value > 0 else {
+                throw ConveyorError(.invalidFilter, "cursor is not one returned by a previous page")
+            }
+            before = value
+        }
+        return try await self.run("listing workflow runs") {
+            let s = self.schema.quoted
+            var binds = PostgresBindings()
+            binds.append(filter.statuses.map(\.rawValue))
+            binds.append(filter.name)
+            binds.append(filter.namespace)
+            binds.append(filter.parentID?.rawValue)
+            binds.append(before)
+            binds.append(filter.limit + 1)
+            let rows = try await self.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT \(self.runColumns)
+                        FROM \(s).workflow_runs r LEFT JOIN \(s).jobs j ON j.id = r.job_id
+                        WHERE (cardinality($1::text[]) = 0 OR r.status = ANY($1::text[]))
+                          AND ($2::text IS NULL OR r.name = $2)
+                          AND ($3::text IS NULL OR r.namespace = $3)
+                          AND ($4::text IS NULL OR r.parent_id = $4)
+                          AND ($5::bigint IS NULL OR r.seq < $5)
+                        ORDER BY r.seq DESC
+                        LIMIT $6
+                        """,
+                    binds: binds
+                ),
+                logger: logger
+            )
+            var runs = try await Self.decodeRuns(rows)
+            var next: String?
+            if runs.count > filter.limit {
+                runs.removeLast()
+                next = runs.last.map { "w\($0.seq)" }
+            }
+            return WorkflowRunPage(runs: runs.map(\.record), nextCursor: next)
+        }
+    }
+
+    private static func decodeRuns(_ rows: PostgresRowSequence) async throws -> [(record: WorkflowRunRecord, seq: Int64)]
+    {
+        var runs: [(record: WorkflowRunRecord, seq: Int64)] = []
+        for try await row in rows {
+            let c = row.makeRandomAccess()
+            let id = try c[0].decode(String.self)
+            let status = try c[5].decode(String.self)
+            let parent = try c[11].decode(String?.self)
+            let forkedFrom = try c[12].decode(String?.self)
+            let record = WorkflowRunRecord(
+                id: WorkflowRunID(id),
+                name: try c[1].decode(String.self),
+                version: Int(try c[2].decode(Int32.self)),
+                namespace: try c[3].decode(String.self),
+                queue: try c[4].decode(String.self),
+                status: WorkflowRunStatus(rawValue: status) ?? .running,
+                inputJSON: try c[6].decode(String.self),
+                outputJSON: try c[7].decode(String?.self),
+                errorCode: try c[8].decode(String?.self),
+                errorMessage: try c[9].decode(String?.self),
+                jobID: JobID(try c[10].decode(Int64.self)),
+                parentID: parent.map { WorkflowRunID($0) },
+                forkedFrom: forkedFrom.map { WorkflowRunID($0) },
+                forkedAtStep: try c[13].decode(String?.self),
+                deadline: try c[14].decode(Date?.self),
+                waitsForVersion: try c[15].decode(Bool.self),
+                cancelRequestedAt: try c[16].decode(Date?.self),
+                createdAt: try c[17].decode(Date.self),
+                updatedAt: try c[18].decode(Date.self),
+                finishedAt: try c[19].decode(Date?.self),
+                steps: []
+            )
+            runs.append((record, try c[20].decode(Int64.self)))
+        }
+        return runs
+    }
+}

@@ -1,0 +1,464 @@
+import Conveyor
+import ConveyorCore
+import ConveyorPostgres
+import Foundation
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// Counts how often each step body ran, by run and step.
+final class StepCounter: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    func ran(_ run: WorkflowRunID, _ step: String) {
+        self.counts.withLock { $0["\(run)/\(step)", default: 0] += 1 }
+    }
+
+    func count(_ run: WorkflowRunID, _ step: String) -> Int { self.counts.withLock { $0["\(run)/\(step)"] ?? 0 } }
+}
+
+struct ThreeSteps: Workflow {
+    static let name = "test.three-steps"
+    var counter: StepCounter
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        let a = try await context.step("a") {
+            counter.ran(context.runID, "a")
+            return input + 1
+        }
+        let b = try await context.step("b") {
+            counter.ran(context.runID, "b")
+            return a * 2
+        }
+        return try await context.step("c") {
+            counter.ran(context.runID, "c")
+            return b + 3
+        }
+    }
+}
+
+struct StepThenSignal: Workflow {
+    static let name = "test.step-then-signal"
+    var counter: StepCounter
+
+    func run(_ input: String, context: WorkflowContext) async throws -> String {
+        let greeting = try await context.step("greet") {
+            counter.ran(context.runID, "greet")
+            return "hello \(input)"
+        }
+        let approval = try await context.waitForSignal("approved", as: String.self)
+        return "\(greeting), approved by \(approval)"
+    }
+}
+
+struct WaitWithTimeout: Workflow {
+    static let name = "test.wait-with-timeout"
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> String {
+        do {
+            return try await context.waitForSignal("never", as: String.self, timeout: .milliseconds(200))
+        } catch let failure as WorkflowStepFailure where failure.code == "SIGNAL_TIMEOUT" {
+            return "timed out"
+        }
+    }
+}
+
+struct Sleeper: Workflow {
+    static let name = "test.sleeper"
+
+    func run(_ milliseconds: Int, context: WorkflowContext) async throws -> String {
+        try await context.sleep("nap", for: .milliseconds(milliseconds))
+        return "rested"
+    }
+}
+
+struct Doubler: Workflow {
+    static let name = "test.doubler"
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        try await context.step("double") { input * 2 }
+    }
+}
+
+struct Parent: Workflow {
+    static let name = "test.parent"
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        let doubled = try await context.child(Doubler.self, input: input, id: WorkflowRunID("\(context.runID)-child"))
+        return doubled + 1
+    }
+}
+
+struct WaitsForever: Workflow {
+    static let name = "test.waits-forever"
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        try await context.waitForSignal("go", as: Int.self)
+    }
+}
+
+struct ParentOfWaiter: Workflow {
+    static let name = "test.parent-of-waiter"
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        try await context.child(WaitsForever.self, input: input, id: WorkflowRunID("\(context.runID)-child"))
+    }
+}
+
+/// Two steps and a wait; `swapped` reorders the steps, as a careless deploy would.
+struct Reorderable: Workflow {
+    static let name = "test.reorderable"
+    var swapped: Bool
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        if swapped {
+            _ = try await context.step("second") { 2 }
+            _ = try await context.step("first") { 1 }
+        } else {
+            _ = try await context.step("first") { 1 }
+            _ = try await context.step("second") { 2 }
+        }
+        return try await context.waitForSignal("go", as: Int.self)
+    }
+}
+
+struct DuplicateName: Workflow {
+    static let name = "test.duplicate-name"
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        let one = try await context.step("same") { 1 }
+        let two = try await context.step("same") { 2 }
+        return one + two
+    }
+}
+
+struct VersionOne: Workflow {
+    static let name = "test.versioned"
+    func run(_ input: Int, context: WorkflowContext) async throws -> String { "one" }
+}
+
+struct VersionTwo: Workflow {
+    static let name = "test.versioned"
+    static let version = 2
+    func run(_ input: Int, context: WorkflowContext) async throws -> String { "two" }
+}
+
+struct Fanout: Workflow {
+    static let name = "test.fanout"
+    var counter: StepCounter
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> [Int] {
+        async let a = context.step("left") {
+            counter.ran(context.runID, "left")
+            return input
+        }
+        async let b = context.step("right") {
+            counter.ran(context.runID, "right")
+            return input * 10
+        }
+        let pair = try await [a, b]
+        try await context.sleep("between", for: .milliseconds(50))
+        let total = try await context.step("sum") { pair.reduce(0, +) }
+        return pair + [total]
+    }
+}
+
+@Suite(.database) struct WorkflowTests {
+    func waitForEnd(_ db: TestDatabase, _ id: WorkflowRunID) async throws -> WorkflowRunRecord {
+        try await db.waitUntil("run \(id) ended") {
+            try await db.client.workflows.get(id)?.status.isFinished == true
+        }
+        return try #require(try await db.client.workflows.get(id))
+    }
+
+    func waitForStatus(_ db: TestDatabase, _ id: WorkflowRunID, _ status: WorkflowRunStatus) async throws {
+        try await db.waitUntil("run \(id) is \(status.rawValue)") {
+            try await db.client.workflows.get(id)?.status == status
+        }
+    }
+
+    @Test("a run's steps run once each, in order, and its output and steps are stored")
+    func stepsRunOnce() async throws {
+        let db = try TestDatabase.get()
+        let counter = StepCounter()
+        var registry = JobRegistry()
+        registry.register(workflow: ThreeSteps(counter: counter))
+        let started = try await db.client.workflows.start(ThreeSteps.self, input: 4, options: .init(id: "order-4"))
+        #expect(started.id == "order-4")
+        #expect(!started.isExisting)
+        try await db.withWorker(registry) { _ in
+            let run = try await self.waitForEnd(db, "order-4")
+            #expect(run.status == .completed)
+            #expect(try run.output(as: Int.self) == 13)
+            #expect(run.steps.map(\.name) == ["a", "b", "c"])
+            #expect(run.steps.map(\.position) == [0, 1, 2])
+            #expect(run.steps.allSatisfy { $0.status == .completed && $0.attempts == 1 })
+            #expect(run.steps.map(\.outputJSON) == ["5", "10", "13"])
+        }
+        for step in ["a", "b", "c"] { #expect(counter.count("order-4", step) == 1) }
+        let job = try #require(try await db.client.jobs.get(started.jobID))
+        #expect(job.state == .completed)
+    }
+
+    @Test("starting an id that exists returns the existing run and starts nothing")
+    func startIsIdempotent() async throws {
+        let db = try TestDatabase.get()
+        let first = try await db.client.workflows.start(Doubler.self, input: 1, options: .init(id: "same"))
+        let second = try await db.client.workflows.start(Doubler.self, input: 2, options: .init(id: "same"))
+        #expect(second.isExisting)
+        #expect(second.jobID == first.jobID)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 1)
+        let run = try #require(try await db.client.workflows.get("same"))
+        #expect(run.inputJSON == "1")
+    }
+
+    @Test("a run started in a transaction that rolls back does not exist")
+    func rolledBackStartLeavesNothing() async throws {
+        let db = try TestDatabase.get()
+        struct Rollback: Error {}
+        await #expect(throws: Rollback.self) {
+            try await db.client.withTransaction { connection in
+                try await db.client.workflows.start(Doubler.self, input: 1, options: .init(id: "gone"), on: connection)
+                throw Rollback()
+            }
+        }
+        #expect(try await db.client.workflows.get("gone") == nil)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 0)
+        try await db.client.withTransaction { connection in
+            try await db.client.workflows.start(Doubler.self, input: 1, options: .init(id: "kept"), on: connection)
+        }
+        #expect(try await db.client.workflows.get("kept") != nil)
+    }
+
+    @Test("a resumed run returns its stored step output without running the step again")
+    func resumedRunReplaysSteps() async throws {
+        let db = try TestDatabase.get()
+        let counter = StepCounter()
+        var registry = JobRegistry()
+        registry.register(workflow: StepThenSignal(counter: counter))
+        try await db.client.workflows.start(StepThenSignal.self, input: "ada", options: .init(id: "r1"))
+        try await db.withWorker(registry) { _ in
+            try await self.waitForStatus(db, "r1", .waiting)
+            let waiting = try #require(try await db.client.workflows.get("r1"))
+            #expect(waiting.steps.map(\.status) == [.completed, .waiting])
+            try await db.client.workflows.signal("r1", "approved", "grace")
+            let run = try await self.waitForEnd(db, "r1")
+            #expect(try run.output(as: String.self) == "hello ada, approved by grace")
+        }
+        #expect(counter.count("r1", "greet") == 1)
+        let run = try #require(try await db.client.workflows.get("r1"))
+        let job = try #require(try await db.client.jobs.get(run.jobID))
+        // Two executions: the first suspended, the second completed; the suspension used up no attempt.
+        #expect(job.attempts.map(\.outcome) == [.suspended, .completed])
+        #expect(job.attempt == 1)
+    }
+
+    @Test("a signal sent before the run waits is kept and received")
+    func earlySignalIsKept() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: StepThenSignal(counter: StepCounter()))
+        try await db.client.workflows.start(StepThenSignal.self, input: "bo", options: .init(id: "early"))
+        try await db.client.workflows.signal("early", "approved", "first")
+        try await db.client.workflows.signal("early", "approved", "second")
+        try await db.withWorker(registry) { _ in
+            let run = try await self.waitForEnd(db, "early")
+            #expect(try run.output(as: String.self) == "hello bo, approved by first")
+        }
+        // The second signal stays, unreceived.
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.workflow_signals WHERE received_at IS NULL") == 1)
+    }
+
+    @Test("a signal to a run that does not exist or has ended is refused with a code")
+    func signalRefusals() async throws {
+        let db = try TestDatabase.get()
+        await #expect(throws: ConveyorError.self) { try await db.client.workflows.signal("nobody", "x", 1) }
+        do {
+            try await db.client.workflows.signal("nobody", "x", 1)
+        } catch let error as ConveyorError {
+            #expect(error.code == .workflowNotFound)
+        }
+        var registry = JobRegistry()
+        registry.register(workflow: Doubler())
+        try await db.client.workflows.start(Doubler.self, input: 1, options: .init(id: "done"))
+        try await db.withWorker(registry) { _ in _ = try await self.waitForEnd(db, "done") }
+        do {
+            try await db.client.workflows.signal("done", "x", 1)
+            Issue.record("a signal to an ended run was accepted")
+        } catch let error as ConveyorError {
+            #expect(error.code == .invalidWorkflowState)
+        }
+        do {
+            try await db.client.workflows.signal("done", "x", payloadJSON: "{not json")
+            Issue.record("a malformed payload was accepted")
+        } catch let error as ConveyorError {
+            #expect(error.code == .malformedArguments)
+        }
+    }
+
+    @Test("a signal wait with a timeout ends with SIGNAL_TIMEOUT when no signal comes")
+    func signalWaitTimesOut() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: WaitWithTimeout())
+        try await db.client.workflows.start(WaitWithTimeout.self, input: 0, options: .init(id: "t"))
+        try await db.withWorker(registry, configure: { $0.pollInterval = .seconds(3600) }) { _ in
+            let run = try await self.waitForEnd(db, "t")
+            #expect(try run.output(as: String.self) == "timed out")
+            #expect(run.steps.first?.status == .failed)
+            #expect(run.steps.first?.errorCode == "SIGNAL_TIMEOUT")
+        }
+    }
+
+    @Test("a durable sleep gives up the lease and resumes on time without a poll")
+    func sleepResumesOnTime() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: Sleeper())
+        try await db.client.workflows.start(Sleeper.self, input: 300, options: .init(id: "s"))
+        // A poll an hour away: only the sleep's own timer can wake the run.
+        try await db.withWorker(registry, configure: { $0.pollInterval = .seconds(3600) }) { _ in
+            let run = try await self.waitForEnd(db, "s")
+            #expect(try run.output(as: String.self) == "rested")
+            // Two executions: the first suspended and gave up its lease (no attempt counted), the second ended it.
+            let job = try #require(try await db.client.jobs.get(run.jobID))
+            #expect(job.attempts.map(\.outcome) == [.suspended, .completed])
+            #expect(job.attempt == 1)
+        }
+        // By the database's clock, the run ended no earlier than the sleep's end.
+        let slept = try await db.scalar(
+            """
+            SELECT (extract(epoch FROM w.finished_at - w.started_at) * 1000)::int
+            FROM {schema}.workflow_steps w WHERE w.run_id = 's' AND w.name = 'nap'
+            """
+        )
+        #expect(slept >= 300)
+    }
+
+    @Test("a child's output reaches its parent, which resumes when the child ends")
+    func childOutputReachesParent() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: Parent())
+        registry.register(workflow: Doubler())
+        try await db.client.workflows.start(Parent.self, input: 20, options: .init(id: "p"))
+        try await db.withWorker(registry, configure: { $0.pollInterval = .seconds(3600) }) { _ in
+            let run = try await self.waitForEnd(db, "p")
+            #expect(try run.output(as: Int.self) == 41)
+            #expect(run.steps.map(\.kind) == [.child])
+        }
+        let child = try #require(try await db.client.workflows.get("p-child"))
+        #expect(child.parentID == "p")
+        #expect(try child.output(as: Int.self) == 40)
+        let page = try await db.client.workflows.list(.init(parentID: "p"))
+        #expect(page.runs.map(\.id) == ["p-child"])
+    }
+
+    @Test("cancelling a waiting parent cancels it and its waiting child")
+    func cancelReachesChildren() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: ParentOfWaiter())
+        registry.register(workflow: WaitsForever())
+        try await db.client.workflows.start(ParentOfWaiter.self, input: 1, options: .init(id: "pc"))
+        try await db.withWorker(registry) { _ in
+            try await self.waitForStatus(db, "pc", .waiting)
+            try await db.waitUntil("the child waits") {
+                try await db.client.workflows.get("pc-child")?.status == .waiting
+            }
+            let cancelled = try await db.client.workflows.cancel("pc")
+            #expect(cancelled.status == .cancelled)
+            let child = try #require(try await db.client.workflows.get("pc-child"))
+            #expect(child.status == .cancelled)
+            #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'cancelled'") == 2)
+        }
+    }
+
+    @Test("a resumed run that reaches its steps in another order fails with NON_DETERMINISTIC naming both")
+    func changedOrderIsNonDeterministic() async throws {
+        let db = try TestDatabase.get()
+        var before = JobRegistry()
+        before.register(workflow: Reorderable(swapped: false))
+        try await db.client.workflows.start(Reorderable.self, input: 1, options: .init(id: "nd"))
+        try await db.withWorker(before) { _ in try await self.waitForStatus(db, "nd", .waiting) }
+        var after = JobRegistry()
+        after.register(workflow: Reorderable(swapped: true))
+        try await db.client.workflows.signal("nd", "go", 7)
+        try await db.withWorker(after) { _ in
+            let run = try await self.waitForEnd(db, "nd")
+            #expect(run.status == .failed)
+            #expect(run.errorCode == "NON_DETERMINISTIC")
+            #expect(run.errorMessage?.contains("second") == true)
+            #expect(run.errorMessage?.contains("first") == true)
+        }
+    }
+
+    @Test("a run that reaches one step name twice fails with DUPLICATE_STEP")
+    func duplicateStepNameIsRefused() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: DuplicateName())
+        try await db.client.workflows.start(DuplicateName.self, input: 1, options: .init(id: "dup"))
+        try await db.withWorker(registry) { _ in
+            let run = try await self.waitForEnd(db, "dup")
+            #expect(run.status == .failed)
+            #expect(run.errorCode == "DUPLICATE_STEP")
+            #expect(run.steps.map(\.name) == ["same"])
+        }
+    }
+
+    @Test("a run of a version no worker has waits, visibly, and runs once a worker with it starts")
+    func unknownVersionWaits() async throws {
+        let db = try TestDatabase.get()
+        var old = JobRegistry()
+        old.register(workflow: VersionOne())
+        try await db.client.workflows.start(VersionTwo.self, input: 1, options: .init(id: "v2"))
+        try await db.withWorker(old) { _ in
+            try await db.waitUntil("the run waits for its version") {
+                try await db.client.workflows.get("v2")?.waitsForVersion == true
+            }
+            #expect(try await db.client.workflows.get("v2")?.status == .waiting)
+        }
+        var new = JobRegistry()
+        new.register(workflow: VersionOne())
+        new.register(workflow: VersionTwo())
+        try await db.withWorker(new) { _ in
+            let run = try await self.waitForEnd(db, "v2")
+            #expect(try run.output(as: String.self) == "two")
+            #expect(run.version == 2)
+        }
+    }
+
+    @Test("parallel steps run once each and replay in any order after a suspension")
+    func parallelStepsAreDurable() async throws {
+        let db = try TestDatabase.get()
+        let counter = StepCounter()
+        var registry = JobRegistry()
+        registry.register(workflow: Fanout(counter: counter))
+        try await db.client.workflows.start(Fanout.self, input: 3, options: .init(id: "fan"))
+        try await db.withWorker(registry) { _ in
+            let run = try await self.waitForEnd(db, "fan")
+            #expect(run.status == .completed, "\(run.errorCode ?? "") \(run.errorMessage ?? "")")
+            #expect(try run.output(as: [Int].self) == [3, 30, 33])
+        }
+        #expect(counter.count("fan", "left") == 1)
+        #expect(counter.count("fan", "right") == 1)
+    }
+
+    @Test("a run whose deadline passed fails with DEADLINE_EXCEEDED")
+    func deadlineFailsRun() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: WaitsForever())
+        try await db.client.workflows.start(
+            WaitsForever.self,
+            input: 1,
+            options: .init(id: "late", deadline: Date().addingTimeInterval(0.5))
+        )
+        try await db.withWorker(registry, configure: { $0.pollInterval = .seconds(3600) }) { _ in
+            let run = try await self.waitForEnd(db, "late")
+            #expect(run.status == .failed)
+            #expect(run.errorCode == "DEADLINE_EXCEEDED")
+        }
+    }
+}
