@@ -348,7 +348,7 @@ public final class ConveyorWorker: Service, Sendable {
                     .leaseExpired,
                     attempt: lease.attempt,
                     maxAttempts: lease.maxAttempts,
-                    retryPolicy: entry?.retryPolicy ?? .default,
+                    retryPolicy: lease.kind == WorkflowJob.kind ? WorkflowJob.resumePolicy : entry?.retryPolicy ?? .default,
                     unitRandom: Double.random(in: 0..<1)
                 )
                 return JobCompletion(

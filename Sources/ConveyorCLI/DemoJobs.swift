@@ -1,5 +1,7 @@
 import Conveyor
+import ConveyorPostgres
 import Foundation
+import PostgresNIO
 
 /// The job types that `conveyor worker` and `conveyor demo` run.
 enum DemoJobs {
@@ -64,7 +66,15 @@ enum DemoJobs {
         var description: String { "refused: the demo marks this job as not worth retrying" }
     }
 
-    static func register(into registry: inout JobRegistry, retryPolicy: RetryPolicy = .default) {
+    static func register(
+        into registry: inout JobRegistry,
+        retryPolicy: RetryPolicy = .default,
+        postgres: PostgresClient? = nil,
+        schema: SchemaName? = nil
+    ) {
+        if let postgres, let schema {
+            DemoWorkflows.register(into: &registry, postgres: postgres, schema: schema)
+        }
         registry.register(Work.self, retryPolicy: retryPolicy) { args, context in
             if args.milliseconds > 0 {
                 try await Task.sleep(for: .milliseconds(args.milliseconds))

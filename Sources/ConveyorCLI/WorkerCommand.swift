@@ -64,12 +64,6 @@ struct WorkerCommand: AsyncParsableCommand {
                 option: "completion-flush-ms"
             )
             try configuration.validate()
-            var registry = JobRegistry()
-            DemoJobs.register(
-                into: &registry,
-                retryPolicy: RetryPolicy(base: try duration(seconds: self.retryDelay, option: "retry-delay"))
-            )
-            BenchJobs.register(into: &registry)
             let logger = Logger(label: "conveyor.worker")
             let url = try self.database.requireURL()
             var postgresConfiguration = try PostgresClient.Configuration(url: url)
@@ -80,6 +74,14 @@ struct WorkerCommand: AsyncParsableCommand {
             let postgres = PostgresClient(configuration: postgresConfiguration, backgroundLogger: logger)
             let store = try PostgresJobStore(client: postgres, schema: self.database.schema)
             let client = ConveyorClient(store: store, logger: logger)
+            var registry = JobRegistry()
+            DemoJobs.register(
+                into: &registry,
+                retryPolicy: RetryPolicy(base: try duration(seconds: self.retryDelay, option: "retry-delay")),
+                postgres: postgres,
+                schema: store.schema
+            )
+            BenchJobs.register(into: &registry)
             let worker = ConveyorWorker(
                 client: client,
                 registry: registry,

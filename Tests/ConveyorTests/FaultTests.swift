@@ -12,10 +12,19 @@ import Testing
 
     /// Runs `body` with a fresh migrated schema on a PostgreSQL server of its own, which `body` may crash and start
     /// again.
-    static func withOwnServer(_ body: (LocalPostgres, TestDatabase) async throws -> Void) async throws {
+    ///
+    /// With `durable`, the server has fsync and synchronous_commit on, so that a crash keeps every commit (a test
+    /// that counts rows written by handlers across a crash needs that).
+    static func withOwnServer(
+        durable: Bool = false,
+        _ body: (LocalPostgres, TestDatabase) async throws -> Void
+    ) async throws {
         var logger = Logger(label: "conveyor.test.postgres")
         logger.logLevel = .warning
-        let server = try await LocalPostgres.startEphemeral(settings: .init(maxConnections: 100), logger: logger)
+        let server = try await LocalPostgres.startEphemeral(
+            settings: .init(durable: durable, maxConnections: 100),
+            logger: logger
+        )
         do {
             try await TestDatabase.withFreshSchema(on: server.url) { db in try await body(server, db) }
         } catch {

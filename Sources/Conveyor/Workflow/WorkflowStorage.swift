@@ -8,6 +8,10 @@ import Foundation
 public enum WorkflowJob {
     public static let kind = "conveyor.workflow"
 
+    /// The wait before a run whose worker died resumes elsewhere, after its lease expired: 100 ms doubling to a
+    /// minute with each lost lease, so a run whose code crashes its worker does not take workers down in a loop.
+    public static let resumePolicy = RetryPolicy(base: .milliseconds(100), multiplier: 2, maximum: .seconds(60))
+
     /// Decodes the run id from a workflow job's arguments.
     public static func runID(fromArguments json: String) -> WorkflowRunID? {
         struct Arguments: Decodable { var run: String }

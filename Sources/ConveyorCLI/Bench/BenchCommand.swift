@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract:
-            "Measure the DESIGN.md workloads (W1 drain, W2 latency, W4 scale, W5 sustained, W8 faults, W9 scheduled, "
+            "Measure the DESIGN.md workloads (W1 drain, W2 latency, W3 workflows, W4 scale, W5 sustained, W8 faults, W9 scheduled, "
             + "idle cost).",
         discussion: """
             Starts a private PostgreSQL with the benchmark settings (fsync and synchronous_commit on, \
@@ -25,9 +25,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         parsing: .upToNextOption,
-        help: "Workloads to run: w1 w2 w4 w5 w8 w9 idle, or all (default: w1 w2 idle)."
+        help: "Workloads to run: w1 w2 w3 w4 w5 w8 w9 idle, or all (default: w1 w2 idle)."
     )
     var workloads: [String] = ["w1", "w2", "idle"]
+
+    @Option(name: .customLong("workflows"), help: "Workflows W3 starts and drains.")
+    var workflowRuns: Int = 2000
 
     @Option(help: "Jobs per drain (W1, W4).") var jobs: Int = 20_000
     @Option(help: "Execution slots per worker process.") var slots: Int = 10
@@ -84,9 +87,9 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     private func validateOptions() throws {
-        let known: Set = ["w1", "w2", "w4", "w5", "w8", "w9", "idle", "all"]
+        let known: Set = ["w1", "w2", "w3", "w4", "w5", "w8", "w9", "idle", "all"]
         for workload in self.workloads where !known.contains(workload) {
-            throw ConveyorError(.invalidOption, "unknown workload \(workload); use w1 w2 w4 w5 w8 w9 idle or all")
+            throw ConveyorError(.invalidOption, "unknown workload \(workload); use w1 w2 w3 w4 w5 w8 w9 idle or all")
         }
         guard self.runs >= 1, self.jobs >= 1, self.slots >= 1, self.processes >= 1, self.samples >= 1,
             self.rate >= 1, self.duration >= 1, self.tenants >= 1, self.restarts >= 1, self.faultJobs >= 1,
@@ -124,7 +127,7 @@ struct BenchCommand: AsyncParsableCommand {
             try await environment.dropBenchSchemas()
             let workloads = BenchWorkloads(environment: environment, jobs: self.jobs, processes: self.processes)
             let selected = Set(
-                self.workloads.contains("all") ? ["w1", "w2", "w4", "w5", "w8", "w9", "idle"] : self.workloads
+                self.workloads.contains("all") ? ["w1", "w2", "w3", "w4", "w5", "w8", "w9", "idle"] : self.workloads
             )
             var report = BenchReport(
                 machine: BenchReport.Machine.current(),
@@ -141,6 +144,10 @@ struct BenchCommand: AsyncParsableCommand {
                 if selected.contains("w1") {
                     self.status("run \(run)/\(self.runs): W1 drain of \(self.jobs) jobs …")
                     figures += try await workloads.drain()
+                }
+                if selected.contains("w3") {
+                    self.status("run \(run)/\(self.runs): W3 drain of \(self.workflowRuns) workflows …")
+                    figures += try await workloads.workflows(runs: self.workflowRuns)
                 }
                 if selected.contains("w2") {
                     self.status("run \(run)/\(self.runs): W2 latency, \(self.samples) samples …")

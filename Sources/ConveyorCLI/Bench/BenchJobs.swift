@@ -20,5 +20,6 @@ enum BenchJobs {
             let start = DemoJobs.monotonicNanoseconds()
             try DemoJobs.append("\(context.id) \(start)\n", to: args.file)
         }
+        registry.register(workflow: BenchThreeSteps())
     }
 }
