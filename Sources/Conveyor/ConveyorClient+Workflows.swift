@@ -29,13 +29,34 @@ extension ConveyorClient {
             )[0]
         }
 
-        /// Builds a validated run (used by drivers for a start inside the caller's transaction).
-        public func makeNewRun<W: Workflow>(
-            _ type: W.Type,
-            input: W.Input,
-            options: WorkflowOptions
-        ) throws -> NewWorkflowRun {
-            if let violation = NameValidation.checkLabel(W.name) {
+        /// Starts a run of the workflow called `name` with JSON input, for callers without its Swift type (the CLI,
+        /// another service).
+        @discardableResult
+        public func start(
+            name: String,
+            inputJSON: String,
+            options: WorkflowOptions = WorkflowOptions()
+        ) async throws -> StartedWorkflowRun {
+            try Self.checkNames(name: name, options: options)
+            try Self.checkJSON(inputJSON, limit: self.client.configuration.maximumArgumentBytes)
+            let run = NewWorkflowRun(
+                id: try (options.id ?? .generate()).validated(),
+                name: name,
+                version: options.version ?? 1,
+                namespace: options.namespace,
+                queue: options.queue,
+                inputJSON: inputJSON,
+                deadline: options.deadline
+            )
+            return try await self.client.store.startWorkflowRuns(
+                [run],
+                notify: self.client.configuration.notifyOnInsert,
+                logger: self.client.logger
+            )[0]
+        }
+
+        private static func checkNames(name: String, options: WorkflowOptions) throws {
+            if let violation = NameValidation.checkLabel(name) {
                 throw ConveyorError(.invalidKind, "workflow name \(violation.explanation)")
             }
             if let violation = NameValidation.checkLabel(options.queue) {
@@ -44,6 +65,29 @@ extension ConveyorClient {
             if let violation = NameValidation.checkLabel(options.namespace) {
                 throw ConveyorError(.invalidNamespace, "namespace \(violation.explanation)")
             }
+            if let version = options.version, version < 1 {
+                throw ConveyorError(.invalidOption, "a workflow version must be 1 or more, got \(version)")
+            }
+        }
+
+        /// Checks JSON text a caller hands over: its size, that it parses, and the NUL rule.
+        private static func checkJSON(_ json: String, limit: Int) throws {
+            guard json.utf8.count <= limit else {
+                throw ConveyorError(.outputTooLarge, "the value is \(json.utf8.count) bytes; the limit is \(limit)")
+            }
+            guard (try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])) != nil else {
+                throw ConveyorError(.malformedArguments, "the value is not JSON")
+            }
+            try JSONValidation.checkNoNUL(json)
+        }
+
+        /// Builds a validated run (used by drivers for a start inside the caller's transaction).
+        public func makeNewRun<W: Workflow>(
+            _ type: W.Type,
+            input: W.Input,
+            options: WorkflowOptions
+        ) throws -> NewWorkflowRun {
+            try Self.checkNames(name: W.name, options: options)
             let inputJSON = try Self.encode(input, limit: self.client.configuration.maximumArgumentBytes)
             return NewWorkflowRun(
                 id: try (options.id ?? .generate()).validated(),
@@ -70,18 +114,7 @@ extension ConveyorClient {
             if let violation = NameValidation.checkLabel(name) {
                 throw ConveyorError(.invalidOption, "signal name \(violation.explanation)")
             }
-            guard payloadJSON.utf8.count <= self.client.configuration.maximumArgumentBytes else {
-                throw ConveyorError(
-                    .outputTooLarge,
-                    "the payload is \(payloadJSON.utf8.count) bytes; the limit is "
-                        + "\(self.client.configuration.maximumArgumentBytes)"
-                )
-            }
-            guard (try? JSONSerialization.jsonObject(with: Data(payloadJSON.utf8), options: [.fragmentsAllowed])) != nil
-            else {
-                throw ConveyorError(.malformedArguments, "the payload is not JSON")
-            }
-            try JSONValidation.checkNoNUL(payloadJSON)
+            try Self.checkJSON(payloadJSON, limit: self.client.configuration.maximumArgumentBytes)
             try await self.client.store.signal(id, name: name, payloadJSON: payloadJSON, logger: self.client.logger)
         }
 
@@ -102,6 +135,25 @@ extension ConveyorClient {
         @discardableResult
         public func cancel(_ id: WorkflowRunID) async throws -> WorkflowRunRecord {
             try await self.client.store.cancelWorkflowRun(id, logger: self.client.logger)
+        }
+
+        /// Starts a new run that reuses the stored outputs of `id`'s steps before `step` and runs from there on
+        /// (with the code the workers have now): the way to recover runs that failed on a bug once it is fixed. The
+        /// new run records `forkedFrom` and `forkedAtStep`.
+        ///
+        /// - Throws: `WORKFLOW_NOT_FOUND`; `STEP_NOT_FOUND`.
+        @discardableResult
+        public func fork(
+            _ id: WorkflowRunID,
+            fromStep step: String,
+            newID: WorkflowRunID? = nil
+        ) async throws -> StartedWorkflowRun {
+            try await self.client.store.forkWorkflowRun(
+                id,
+                fromStep: step,
+                newID: try (newID ?? .generate()).validated(),
+                logger: self.client.logger
+            )
         }
 
         private static func encode<Value: Encodable>(_ value: Value, limit: Int) throws -> String {

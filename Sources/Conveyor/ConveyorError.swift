@@ -65,6 +65,8 @@ public struct ConveyorError: Error, Sendable, CustomStringConvertible, CustomDeb
         /// A resumed run reached a different durable call where a stored one stands: the code changed under a
         /// running workflow, or it branches on something that is not a step's output.
         public static let nonDeterministic = Code("NON_DETERMINISTIC")
+        /// The run has no stored step of that name.
+        public static let stepNotFound = Code("STEP_NOT_FOUND")
         /// A run reached the same step name twice.
         public static let duplicateStep = Code("DUPLICATE_STEP")
         /// A workflow input or output, step output or signal payload is larger than allowed.

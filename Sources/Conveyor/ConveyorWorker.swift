@@ -185,7 +185,10 @@ public final class ConveyorWorker: Service, Sendable {
                 try await client.store.resumeWorkflowRuns(waitingFor: versions, logger: logger)
             }
             if resumed > 0 {
-                self.logger.info("resumed runs that waited for a worker with their version", metadata: ["runs": "\(resumed)"])
+                self.logger.info(
+                    "resumed runs that waited for a worker with their version",
+                    metadata: ["runs": "\(resumed)"]
+                )
             }
         }
         let runners = self.configuration.queues.sorted { $0.key < $1.key }.map { name, queue in
@@ -348,7 +351,8 @@ public final class ConveyorWorker: Service, Sendable {
                     .leaseExpired,
                     attempt: lease.attempt,
                     maxAttempts: lease.maxAttempts,
-                    retryPolicy: lease.kind == WorkflowJob.kind ? WorkflowJob.resumePolicy : entry?.retryPolicy ?? .default,
+                    retryPolicy: lease.kind == WorkflowJob.kind
+                        ? WorkflowJob.resumePolicy : entry?.retryPolicy ?? .default,
                     unitRandom: Double.random(in: 0..<1)
                 )
                 return JobCompletion(

@@ -95,7 +95,11 @@ public protocol JobStore: Sendable {
 
     /// Inserts runs with the jobs that execute them, in one transaction: all of them or none. A run whose id exists
     /// already is not inserted; the existing run is returned with `isExisting`.
-    func startWorkflowRuns(_ runs: [NewWorkflowRun], notify: Bool, logger: Logger) async throws
+    func startWorkflowRuns(
+        _ runs: [NewWorkflowRun],
+        notify: Bool,
+        logger: Logger
+    ) async throws
         -> [StartedWorkflowRun]
 
     /// Loads what an execution of the run needs: the run, its stored steps, its pending signals and its children.
@@ -112,6 +116,18 @@ public protocol JobStore: Sendable {
     /// Cancels a run and every unfinished run below it: a waiting run at once, a running one through a cancel
     /// request its worker sees at the next heartbeat. Ended runs are left as they are.
     func cancelWorkflowRun(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowRunRecord
+
+    /// Starts a run `newID` that copies run `id` (its workflow, version, input, queue and namespace) with the
+    /// outputs of the steps stored before step `step`, and points back at it through `forked_from`.
+    ///
+    /// - Throws: `WORKFLOW_NOT_FOUND`; `STEP_NOT_FOUND` when the run has no stored step of that name.
+    func forkWorkflowRun(
+        _ id: WorkflowRunID,
+        fromStep step: String,
+        newID: WorkflowRunID,
+        logger: Logger
+    )
+        async throws -> StartedWorkflowRun
 
     /// Makes runs that wait for one of `versions` (workflow name and version) runnable.
     func resumeWorkflowRuns(waitingFor versions: [WorkflowVersion], logger: Logger) async throws -> Int

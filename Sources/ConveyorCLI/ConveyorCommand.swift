@@ -7,7 +7,7 @@ import Logging
 struct ConveyorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conveyor",
-        abstract: "A durable job queue on PostgreSQL.",
+        abstract: "A durable job queue and workflow engine on PostgreSQL.",
         discussion: """
             Commands that talk to a database use --database-url, else DATABASE_URL, else the server that \
             `conveyor dev` is running in this directory.
@@ -15,7 +15,7 @@ struct ConveyorCommand: AsyncParsableCommand {
         subcommands: [
             DevCommand.self, DemoCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self,
             DeadLetterCommand.self, RetryCommand.self, ReplayCommand.self, CancelCommand.self, QueuesCommand.self,
-            WorkerCommand.self, BenchCommand.self,
+            WorkflowsCommand.self, WorkerCommand.self, BenchCommand.self,
         ]
     )
 }

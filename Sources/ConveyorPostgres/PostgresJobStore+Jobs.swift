@@ -340,19 +340,19 @@ extension PostgresJobStore {
 
     /// The binds of complete_jobs: one array per field, in the order of `completions`.
     static func completionBinds(_ completions: [JobCompletion]) -> PostgresBindings {
-            var binds = PostgresBindings(capacity: 11)
-            binds.append(completions.map(\.lease.id.rawValue))
-            binds.append(completions.map(\.lease.token))
-            binds.append(completions.map(\.transition.state.rawValue))
-            binds.append(completions.map { $0.transition.runAfter?.wholeMilliseconds ?? -1 })
-            binds.append(completions.map { $0.transition.deadReason?.rawValue ?? "" })
-            binds.append(completions.map(\.transition.outcome.rawValue))
-            binds.append(completions.map { $0.transition.errorCode?.rawValue ?? "" })
-            binds.append(completions.map { $0.transition.errorMessage ?? "" })
-            binds.append(completions.map { $0.transition.countsAttempt ? 0 : -1 })
-            binds.append(completions.map { $0.durationMicroseconds ?? -1 })
-            binds.append(completions.map(\.requireExpiredLease))
-            return binds
+        var binds = PostgresBindings(capacity: 11)
+        binds.append(completions.map(\.lease.id.rawValue))
+        binds.append(completions.map(\.lease.token))
+        binds.append(completions.map(\.transition.state.rawValue))
+        binds.append(completions.map { $0.transition.runAfter?.wholeMilliseconds ?? -1 })
+        binds.append(completions.map { $0.transition.deadReason?.rawValue ?? "" })
+        binds.append(completions.map(\.transition.outcome.rawValue))
+        binds.append(completions.map { $0.transition.errorCode?.rawValue ?? "" })
+        binds.append(completions.map { $0.transition.errorMessage ?? "" })
+        binds.append(completions.map { $0.transition.countsAttempt ? 0 : -1 })
+        binds.append(completions.map { $0.durationMicroseconds ?? -1 })
+        binds.append(completions.map(\.requireExpiredLease))
+        return binds
     }
 
     public func heartbeat(

@@ -14,7 +14,11 @@ import PostgresNIO
 extension PostgresJobStore {
     // MARK: Start
 
-    public func startWorkflowRuns(_ runs: [NewWorkflowRun], notify: Bool, logger: Logger) async throws
+    public func startWorkflowRuns(
+        _ runs: [NewWorkflowRun],
+        notify: Bool,
+        logger: Logger
+    ) async throws
         -> [StartedWorkflowRun]
     {
         guard !runs.isEmpty else { return [] }
@@ -56,7 +60,9 @@ extension PostgresJobStore {
         binds.append(runs.map(\.namespace))
         binds.append(runs.map(\.queue))
         binds.append(runs.map(\.inputJSON))
-        binds.append(runs.map { run in run.deadline.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) } ?? -1 })
+        binds.append(
+            runs.map { run in run.deadline.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) } ?? -1 }
+        )
         binds.append(runs.map { $0.parentID?.rawValue ?? "" })
         binds.append(runs.map { $0.forkedFrom?.rawValue ?? "" })
         binds.append(runs.map { $0.forkedAtStep ?? "" })
@@ -247,7 +253,8 @@ extension PostgresJobStore {
     public func commit(_ work: WorkflowUnitOfWork, logger: Logger) async throws -> WorkflowCommitResult {
         guard !work.isEmpty else { return WorkflowCommitResult() }
         return try await self.run("writing workflow steps") {
-            let onlySteps = work.childStarts.isEmpty && work.suspensions.isEmpty && work.endings.isEmpty
+            let onlySteps =
+                work.childStarts.isEmpty && work.suspensions.isEmpty && work.endings.isEmpty
                 && work.completions.isEmpty
             if onlySteps {
                 // The common case (steps of running workflows): one statement, committed on its own.
@@ -762,6 +769,65 @@ extension PostgresJobStore {
         }
     }
 
+    public func forkWorkflowRun(
+        _ id: WorkflowRunID,
+        fromStep step: String,
+        newID: WorkflowRunID,
+        logger: Logger
+    ) async throws -> StartedWorkflowRun {
+        try await self.run("forking workflow run \(id)") {
+            let s = self.schema.quoted
+            return try await self.committed(logger: logger) { connection in
+                guard let origin = try await self.workflowRun(id, on: connection, logger: logger) else {
+                    throw ConveyorError(.workflowNotFound, "no workflow run has id \(id)")
+                }
+                guard let from = origin.steps.first(where: { $0.name == step }) else {
+                    throw ConveyorError(.stepNotFound, "workflow run \(id) has no stored step \(step)")
+                }
+                let run = NewWorkflowRun(
+                    id: newID,
+                    name: origin.name,
+                    version: origin.version,
+                    namespace: origin.namespace,
+                    queue: origin.queue,
+                    inputJSON: origin.inputJSON,
+                    deadline: origin.deadline,
+                    forkedFrom: id,
+                    forkedAtStep: step
+                )
+                guard let started = try await self.insertRuns([run], notify: true, on: connection, logger: logger).first
+                else {
+                    throw ConveyorError(.databaseError, "the fork was not inserted")
+                }
+                if started.started.isExisting {
+                    throw ConveyorError(.duplicateJob, "a workflow run with id \(newID) exists")
+                }
+                // The copied steps are the ended ones before the step (markers of `patched` included), so the new
+                // run replays them and runs the step and everything after it again.
+                var binds = PostgresBindings()
+                binds.append(id.rawValue)
+                binds.append(newID.rawValue)
+                binds.append(Int32(clamping: from.position))
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(s).workflow_steps (run_id, name, position, kind, status, output, error_code,
+                                                            error_message, attempts, concurrent, wait_for, wake_at,
+                                                            started_at, finished_at)
+                            SELECT $2, w.name, w.position, w.kind, w.status, w.output, w.error_code, w.error_message,
+                                   w.attempts, w.concurrent, w.wait_for, w.wake_at, w.started_at, w.finished_at
+                            FROM \(s).workflow_steps w
+                            WHERE w.run_id = $1 AND w.position < $3 AND w.status <> 'waiting'
+                            """,
+                        binds: binds
+                    ),
+                    logger: logger
+                )
+                return started.started
+            }
+        }
+    }
+
     public func resumeWorkflowRuns(waitingFor versions: [WorkflowVersion], logger: Logger) async throws -> Int {
         guard !versions.isEmpty else { return 0 }
         return try await self.run("resuming workflow runs waiting for their version") {
@@ -926,8 +992,9 @@ extension PostgresJobStore {
         }
     }
 
-    private static func decodeRuns(_ rows: PostgresRowSequence) async throws -> [(record: WorkflowRunRecord, seq: Int64)]
-    {
+    private static func decodeRuns(
+        _ rows: PostgresRowSequence
+    ) async throws -> [(record: WorkflowRunRecord, seq: Int64)] {
         var runs: [(record: WorkflowRunRecord, seq: Int64)] = []
         for try await row in rows {
             let c = row.makeRandomAccess()

@@ -163,6 +163,81 @@ struct Fanout: Workflow {
     }
 }
 
+struct Retrying: Workflow {
+    static let name = "test.retrying"
+    var counter: StepCounter
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> String {
+        let flaky = try await context.step("flaky", maxAttempts: 3, retryPolicy: .constant(.milliseconds(10))) {
+            counter.ran(context.runID, "flaky")
+            guard counter.count(context.runID, "flaky") >= 3 else { throw TestFailure("not yet") }
+            return "ok"
+        }
+        do {
+            try await context.step("doomed", maxAttempts: 2, retryPolicy: .constant(.milliseconds(10))) {
+                counter.ran(context.runID, "doomed")
+                throw TestFailure("never")
+            }
+        } catch let failure as WorkflowStepFailure {
+            return "\(flaky), doomed: \(failure.code)"
+        }
+        return "unreachable"
+    }
+}
+
+struct SlowStep: Workflow {
+    static let name = "test.slow-step"
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        try await context.step("slow", maxAttempts: 1, timeout: .milliseconds(50)) {
+            try await Task.sleep(for: .seconds(30))
+            return 1
+        }
+    }
+}
+
+struct BigOutput: Workflow {
+    static let name = "test.big-output"
+
+    func run(_ input: String, context: WorkflowContext) async throws -> String {
+        try await context.step("big") { input == "nul" ? "a\u{0}b" : input }
+    }
+}
+
+/// Fails at step c while `broken` is set: the bug a fork recovers from.
+struct Breakable: Workflow {
+    static let name = "test.breakable"
+    var counter: StepCounter
+    var broken: Mutex<Bool>.Box
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        let a = try await context.step("a") {
+            counter.ran(context.runID, "a")
+            return input + 1
+        }
+        let b = try await context.step("b") {
+            counter.ran(context.runID, "b")
+            return a + 1
+        }
+        return try await context.step("c", maxAttempts: 1) {
+            counter.ran(context.runID, "c")
+            if broken.value { throw TestFailure("the bug") }
+            return b + 1
+        }
+    }
+}
+
+extension Mutex where Value == Bool {
+    /// A shared flag.
+    final class Box: Sendable {
+        let state = Mutex<Bool>(true)
+        var value: Bool {
+            get { self.state.withLock { $0 } }
+        }
+        func set(_ value: Bool) { self.state.withLock { $0 = value } }
+    }
+}
+
 @Suite(.database) struct WorkflowTests {
     func waitForEnd(_ db: TestDatabase, _ id: WorkflowRunID) async throws -> WorkflowRunRecord {
         try await db.waitUntil("run \(id) ended") {
@@ -459,6 +534,127 @@ struct Fanout: Workflow {
             let run = try await self.waitForEnd(db, "late")
             #expect(run.status == .failed)
             #expect(run.errorCode == "DEADLINE_EXCEEDED")
+        }
+    }
+
+    @Test("a failing step is retried in the worker, and one that keeps failing throws STEP_FAILED to the workflow")
+    func stepRetries() async throws {
+        let db = try TestDatabase.get()
+        let counter = StepCounter()
+        var registry = JobRegistry()
+        registry.register(workflow: Retrying(counter: counter))
+        try await db.client.workflows.start(Retrying.self, input: 1, options: .init(id: "retry"))
+        try await db.withWorker(registry) { _ in
+            let run = try await self.waitForEnd(db, "retry")
+            #expect(try run.output(as: String.self) == "ok, doomed: STEP_FAILED")
+            #expect(run.steps.map(\.attempts) == [3, 2])
+            #expect(run.steps.map(\.status) == [.completed, .failed])
+            #expect(run.steps.last?.errorMessage?.contains("never") == true)
+        }
+        #expect(counter.count("retry", "flaky") == 3)
+        #expect(counter.count("retry", "doomed") == 2)
+    }
+
+    @Test("a step attempt past its timeout fails with TIMEOUT, and the run with it")
+    func stepTimeout() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: SlowStep())
+        try await db.client.workflows.start(SlowStep.self, input: 1, options: .init(id: "slow"))
+        try await db.withWorker(registry) { _ in
+            let run = try await self.waitForEnd(db, "slow")
+            #expect(run.status == .failed)
+            #expect(run.errorCode == "TIMEOUT")
+            #expect(run.steps.first?.errorCode == "TIMEOUT")
+        }
+    }
+
+    @Test("an output over the cap, or with a NUL character, fails its step with a code and stores nothing of it")
+    func outputCaps() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: BigOutput(), maximumOutputBytes: 100)
+        try await db.client.workflows.start(
+            BigOutput.self,
+            input: String(repeating: "x", count: 200),
+            options: .init(id: "big")
+        )
+        try await db.client.workflows.start(BigOutput.self, input: "nul", options: .init(id: "nul"))
+        try await db.withWorker(registry) { _ in
+            let big = try await self.waitForEnd(db, "big")
+            #expect(big.errorCode == "OUTPUT_TOO_LARGE")
+            #expect(big.steps.first?.outputJSON == nil)
+            let nul = try await self.waitForEnd(db, "nul")
+            #expect(nul.errorCode == "MALFORMED_ARGUMENTS")
+        }
+    }
+
+    @Test("hostile starts are refused with codes before anything is stored")
+    func hostileStartsAreRefused() async throws {
+        let db = try TestDatabase.get()
+        func code(_ body: () async throws -> Void) async -> String? {
+            do {
+                try await body()
+                return nil
+            } catch let error as ConveyorError {
+                return error.code.rawValue
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(
+            await code { try await db.client.workflows.start(Doubler.self, input: 1, options: .init(id: "bad\nid")) }
+                == "INVALID_OPTION"
+        )
+        #expect(
+            await code {
+                try await db.client.workflows.start(Doubler.self, input: 1, options: .init(queue: "no space"))
+            }
+                == "INVALID_QUEUE_NAME"
+        )
+        #expect(
+            await code { try await db.client.workflows.start(name: "test.doubler", inputJSON: "{oops") }
+                == "MALFORMED_ARGUMENTS"
+        )
+        #expect(
+            await code { try await db.client.workflows.start(BigOutput.self, input: "a\u{0}b") }
+                == "MALFORMED_ARGUMENTS"
+        )
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.workflow_runs") == 0)
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs") == 0)
+    }
+
+    @Test("a fork reuses the stored outputs before its step, runs the rest again, and records its origin")
+    func forkReusesOutputs() async throws {
+        let db = try TestDatabase.get()
+        let counter = StepCounter()
+        let broken = Mutex<Bool>.Box()
+        var registry = JobRegistry()
+        registry.register(workflow: Breakable(counter: counter, broken: broken))
+        try await db.client.workflows.start(Breakable.self, input: 10, options: .init(id: "origin"))
+        try await db.withWorker(registry) { _ in
+            let failed = try await self.waitForEnd(db, "origin")
+            #expect(failed.status == .failed)
+            #expect(failed.errorCode == "STEP_FAILED")
+            broken.set(false)
+            let fork = try await db.client.workflows.fork("origin", fromStep: "c", newID: "fixed")
+            #expect(fork.id == "fixed")
+            let fixed = try await self.waitForEnd(db, "fixed")
+            #expect(try fixed.output(as: Int.self) == 13)
+            #expect(fixed.forkedFrom == "origin")
+            #expect(fixed.forkedAtStep == "c")
+            #expect(fixed.steps.map(\.name) == ["a", "b", "c"])
+        }
+        // a and b ran once, for the origin; the fork ran only c.
+        #expect(counter.count("origin", "a") == 1)
+        #expect(counter.count("fixed", "a") == 0)
+        #expect(counter.count("fixed", "b") == 0)
+        #expect(counter.count("fixed", "c") == 1)
+        do {
+            try await db.client.workflows.fork("origin", fromStep: "zzz")
+            Issue.record("a fork from a step that does not exist was accepted")
+        } catch let error as ConveyorError {
+            #expect(error.code == .stepNotFound)
         }
     }
 }

@@ -180,7 +180,13 @@ public final class WorkflowContext: Sendable {
         }
         guard let received = self.execution.replay.takeSignal(named: signal) else {
             if case .new = begun {
-                self.execution.storeWaiting(name, position: position, kind: .signal, waitFor: signal, wakeAfter: timeout)
+                self.execution.storeWaiting(
+                    name,
+                    position: position,
+                    kind: .signal,
+                    waitFor: signal,
+                    wakeAfter: timeout
+                )
             }
             throw self.execution.suspend()
         }
