@@ -361,6 +361,9 @@ enum Migrations {
                 CREATE INDEX workflow_signals_pending ON {schema}.workflow_signals (run_id, id)
                     WHERE received_at IS NULL
                 """,
+                Self.workflowLoad,
+                Self.workflowStoreSteps,
+                Self.workflowEndRuns,
             ]
         ),
     ]
@@ -408,6 +411,150 @@ enum Migrations {
                     WHERE n.state IN ('scheduled', 'retryable') AND n.run_at > now()
                     ORDER BY n.run_at
                     LIMIT 1);
+        END
+        $$
+        """
+
+    /// What an execution of each run needs, one row per run: the run, and its steps, pending signals and children
+    /// as parallel arrays (NULL when there are none; empty strings stand for NULL inside them). A function, so that
+    /// its plan is made once per session: planning the statement took longer than running it.
+    private static let workflowLoad = """
+        CREATE FUNCTION {schema}.workflow_load(p_runs text[])
+        RETURNS TABLE (
+            id text, name text, version integer, namespace text, status text, input text, deadline_passed boolean,
+            cancel_requested boolean,
+            step_names text[], step_positions integer[], step_kinds text[], step_statuses text[],
+            step_outputs text[], step_codes text[], step_messages text[], step_attempts integer[],
+            step_concurrent boolean[], step_wait_for text[], step_due boolean[],
+            signal_ids bigint[], signal_names text[], signal_payloads text[],
+            child_ids text[], child_statuses text[], child_outputs text[], child_codes text[], child_messages text[])
+        \(Self.indexOnlyPlan)
+        #variable_conflict use_column
+        BEGIN
+            RETURN QUERY
+            SELECT r.id, r.name, r.version, r.namespace, r.status, r.input::text,
+                   coalesce(r.deadline <= now(), false), r.cancel_requested_at IS NOT NULL,
+                   st.names, st.positions, st.kinds, st.statuses, st.outputs, st.codes, st.messages,
+                   st.attempts, st.concurrent, st.wait_for, st.due,
+                   sg.ids, sg.names, sg.payloads,
+                   ch.ids, ch.statuses, ch.outputs, ch.codes, ch.messages
+            FROM {schema}.workflow_runs r
+            LEFT JOIN LATERAL (
+                SELECT array_agg(x.name ORDER BY x.position) AS names,
+                       array_agg(x.position ORDER BY x.position) AS positions,
+                       array_agg(x.kind ORDER BY x.position) AS kinds,
+                       array_agg(x.status ORDER BY x.position) AS statuses,
+                       array_agg(coalesce(x.output::text, '') ORDER BY x.position) AS outputs,
+                       array_agg(coalesce(x.error_code, '') ORDER BY x.position) AS codes,
+                       array_agg(coalesce(x.error_message, '') ORDER BY x.position) AS messages,
+                       array_agg(x.attempts ORDER BY x.position) AS attempts,
+                       array_agg(x.concurrent ORDER BY x.position) AS concurrent,
+                       array_agg(coalesce(x.wait_for, '') ORDER BY x.position) AS wait_for,
+                       array_agg(coalesce(x.wake_at <= now(), false) ORDER BY x.position) AS due
+                FROM {schema}.workflow_steps x
+                WHERE x.run_id = r.id
+            ) st ON true
+            LEFT JOIN LATERAL (
+                SELECT array_agg(g.id ORDER BY g.id) AS ids, array_agg(g.name ORDER BY g.id) AS names,
+                       array_agg(g.payload::text ORDER BY g.id) AS payloads
+                FROM {schema}.workflow_signals g
+                WHERE g.run_id = r.id AND g.received_at IS NULL
+            ) sg ON true
+            LEFT JOIN LATERAL (
+                SELECT array_agg(c.id) AS ids, array_agg(c.status) AS statuses,
+                       array_agg(coalesce(c.output::text, '')) AS outputs,
+                       array_agg(coalesce(c.error_code, '')) AS codes,
+                       array_agg(coalesce(c.error_message, '')) AS messages
+                FROM {schema}.workflow_runs c
+                WHERE c.parent_id = r.id
+            ) ch ON true
+            WHERE r.id = ANY(p_runs);
+        END
+        $$
+        """
+
+    /// Locks the rows of the jobs whose leases are given, stores the steps of the runs whose lease is still held,
+    /// marks the signals those steps received, and returns the leases held.
+    ///
+    /// FOR NO KEY UPDATE is the fence: a reaper or another worker cannot take a lease over until the transaction
+    /// commits, and a lease taken over before is not matched by its old token. Rows are locked in id order, so two
+    /// batches that share jobs do not deadlock. A stored step is only replaced while it waits (a sleep, a signal
+    /// wait or a child that ended).
+    private static let workflowStoreSteps = """
+        CREATE FUNCTION {schema}.workflow_store_steps(
+            p_lease_ids bigint[], p_lease_tokens bigint[],
+            p_job_ids bigint[], p_run_ids text[], p_names text[], p_positions integer[], p_kinds text[],
+            p_statuses text[], p_outputs text[], p_error_codes text[], p_error_messages text[],
+            p_attempts integer[], p_concurrent boolean[], p_wait_for text[], p_wake_after_ms bigint[],
+            p_durations_us bigint[], p_signal_ids bigint[])
+        RETURNS TABLE (held_ids bigint[], held_tokens bigint[])
+        \(Self.indexOnlyPlan)
+        #variable_conflict use_column
+        BEGIN
+            RETURN QUERY
+            WITH held AS (
+                SELECT j.id, j.lease_token
+                FROM unnest(p_lease_ids, p_lease_tokens) AS l(id, token)
+                JOIN {schema}.jobs j ON j.id = l.id AND j.lease_token = l.token
+                ORDER BY j.id
+                FOR NO KEY UPDATE OF j
+            ),
+            s AS (
+                SELECT *
+                FROM unnest(p_job_ids, p_run_ids, p_names, p_positions, p_kinds, p_statuses, p_outputs,
+                            p_error_codes, p_error_messages, p_attempts, p_concurrent, p_wait_for,
+                            p_wake_after_ms, p_durations_us, p_signal_ids)
+                     AS s(job_id, run_id, name, position, kind, status, output, error_code, error_message,
+                          attempts, concurrent, wait_for, wake_after_ms, duration_us, signal_id)
+                WHERE s.job_id IN (SELECT h.id FROM held h)
+            ),
+            stored AS (
+                INSERT INTO {schema}.workflow_steps AS w (run_id, name, position, kind, status, output, error_code,
+                                                        error_message, attempts, concurrent, wait_for, wake_at,
+                                                        started_at, finished_at)
+                SELECT s.run_id, s.name, s.position, s.kind, s.status, nullif(s.output, '')::jsonb,
+                       nullif(s.error_code, ''), nullif(s.error_message, ''), s.attempts, s.concurrent,
+                       nullif(s.wait_for, ''),
+                       CASE WHEN s.wake_after_ms >= 0 THEN now() + s.wake_after_ms * interval '1 millisecond' END,
+                       now() - s.duration_us * interval '1 microsecond',
+                       CASE WHEN s.status <> 'waiting' THEN now() END
+                FROM s
+                ON CONFLICT (run_id, name) DO UPDATE
+                    SET status = excluded.status, output = excluded.output, error_code = excluded.error_code,
+                        error_message = excluded.error_message, finished_at = excluded.finished_at
+                    WHERE w.status = 'waiting'
+                RETURNING 1
+            ),
+            received AS (
+                UPDATE {schema}.workflow_signals g
+                SET received_at = now(), received_by = s.name
+                FROM s
+                WHERE g.id = s.signal_id AND s.signal_id > 0 AND g.received_at IS NULL
+                RETURNING 1
+            )
+            SELECT (SELECT array_agg(h.id) FROM held h), (SELECT array_agg(h.lease_token) FROM held h)
+            FROM (SELECT (SELECT count(*) FROM stored) + (SELECT count(*) FROM received)) AS done(n);
+        END
+        $$
+        """
+
+    /// Records how runs ended (runs that ended already are left as they are); returns each ended run with its
+    /// parent.
+    private static let workflowEndRuns = """
+        CREATE FUNCTION {schema}.workflow_end_runs(
+            p_run_ids text[], p_statuses text[], p_outputs text[], p_codes text[], p_messages text[])
+        RETURNS TABLE (parent_id text, id text, status text)
+        \(Self.indexOnlyPlan)
+        #variable_conflict use_column
+        BEGIN
+            RETURN QUERY
+            UPDATE {schema}.workflow_runs r
+            SET status = e.status, output = nullif(e.output, '')::jsonb, error_code = nullif(e.code, ''),
+                error_message = nullif(e.message, ''), waits_for_version = false, finished_at = now(),
+                updated_at = now()
+            FROM unnest(p_run_ids, p_statuses, p_outputs, p_codes, p_messages) AS e(run_id, status, output, code, message)
+            WHERE r.id = e.run_id AND r.status IN ('running', 'waiting')
+            RETURNING r.parent_id, r.id, r.status;
         END
         $$
         """

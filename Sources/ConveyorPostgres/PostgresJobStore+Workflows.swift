@@ -136,62 +136,23 @@ extension PostgresJobStore {
             let s = self.schema.quoted
             var binds = PostgresBindings()
             binds.append(id.rawValue)
-            // One round trip: the run, and its steps, pending signals and children as parallel arrays (NULL when
-            // there are none). Empty strings stand for NULL inside the arrays.
-            let sql = """
-                SELECT r.name, r.version, r.namespace, r.status, r.input::text,
-                       coalesce(r.deadline <= now(), false), r.cancel_requested_at IS NOT NULL,
-                       st.names, st.positions, st.kinds, st.statuses, st.outputs, st.codes, st.messages,
-                       st.attempts, st.concurrent, st.wait_for, st.due,
-                       sg.ids, sg.names, sg.payloads,
-                       ch.ids, ch.statuses, ch.outputs, ch.codes, ch.messages
-                FROM \(s).workflow_runs r
-                LEFT JOIN LATERAL (
-                    SELECT array_agg(x.name ORDER BY x.position) AS names,
-                           array_agg(x.position ORDER BY x.position) AS positions,
-                           array_agg(x.kind ORDER BY x.position) AS kinds,
-                           array_agg(x.status ORDER BY x.position) AS statuses,
-                           array_agg(coalesce(x.output::text, '') ORDER BY x.position) AS outputs,
-                           array_agg(coalesce(x.error_code, '') ORDER BY x.position) AS codes,
-                           array_agg(coalesce(x.error_message, '') ORDER BY x.position) AS messages,
-                           array_agg(x.attempts ORDER BY x.position) AS attempts,
-                           array_agg(x.concurrent ORDER BY x.position) AS concurrent,
-                           array_agg(coalesce(x.wait_for, '') ORDER BY x.position) AS wait_for,
-                           array_agg(coalesce(x.wake_at <= now(), false) ORDER BY x.position) AS due
-                    FROM \(s).workflow_steps x
-                    WHERE x.run_id = r.id
-                ) st ON true
-                LEFT JOIN LATERAL (
-                    SELECT array_agg(g.id ORDER BY g.id) AS ids, array_agg(g.name ORDER BY g.id) AS names,
-                           array_agg(g.payload::text ORDER BY g.id) AS payloads
-                    FROM \(s).workflow_signals g
-                    WHERE g.run_id = r.id AND g.received_at IS NULL
-                ) sg ON true
-                LEFT JOIN LATERAL (
-                    SELECT array_agg(c.id) AS ids, array_agg(c.status) AS statuses,
-                           array_agg(coalesce(c.output::text, '')) AS outputs,
-                           array_agg(coalesce(c.error_code, '')) AS codes,
-                           array_agg(coalesce(c.error_message, '')) AS messages
-                    FROM \(s).workflow_runs c
-                    WHERE c.parent_id = r.id
-                ) ch ON true
-                WHERE r.id = $1
-                """
+            // One round trip, through a function whose plan is made once per session (see migration 8).
+            let sql = "SELECT * FROM \(s).workflow_load(ARRAY[$1])"
             let rows = try await self.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
             for try await row in rows {
                 let c = row.makeRandomAccess()
                 func text(_ i: Int) throws -> [String] { try c[i].decode([String]?.self) ?? [] }
-                let names = try text(7)
-                let positions = try c[8].decode([Int32]?.self) ?? []
-                let kinds = try text(9)
-                let statuses = try text(10)
-                let outputs = try text(11)
-                let codes = try text(12)
-                let messages = try text(13)
-                let attempts = try c[14].decode([Int32]?.self) ?? []
-                let concurrent = try c[15].decode([Bool]?.self) ?? []
-                let waitFor = try text(16)
-                let due = try c[17].decode([Bool]?.self) ?? []
+                let names = try text(8)
+                let positions = try c[9].decode([Int32]?.self) ?? []
+                let kinds = try text(10)
+                let statuses = try text(11)
+                let outputs = try text(12)
+                let codes = try text(13)
+                let messages = try text(14)
+                let attempts = try c[15].decode([Int32]?.self) ?? []
+                let concurrent = try c[16].decode([Bool]?.self) ?? []
+                let waitFor = try text(17)
+                let due = try c[18].decode([Bool]?.self) ?? []
                 var steps: [StoredWorkflowStep] = []
                 for index in names.indices {
                     steps.append(
@@ -210,17 +171,17 @@ extension PostgresJobStore {
                         )
                     )
                 }
-                let signalIDs = try c[18].decode([Int64]?.self) ?? []
-                let signalNames = try text(19)
-                let payloads = try text(20)
+                let signalIDs = try c[19].decode([Int64]?.self) ?? []
+                let signalNames = try text(20)
+                let payloads = try text(21)
                 let signals = signalIDs.indices.map {
                     PendingWorkflowSignal(id: signalIDs[$0], name: signalNames[$0], payloadJSON: payloads[$0])
                 }
-                let childIDs = try text(21)
-                let childStatuses = try text(22)
-                let childOutputs = try text(23)
-                let childCodes = try text(24)
-                let childMessages = try text(25)
+                let childIDs = try text(22)
+                let childStatuses = try text(23)
+                let childOutputs = try text(24)
+                let childCodes = try text(25)
+                let childMessages = try text(26)
                 let children = childIDs.indices.map {
                     WorkflowChildState(
                         id: WorkflowRunID(childIDs[$0]),
@@ -232,13 +193,13 @@ extension PostgresJobStore {
                 }
                 return WorkflowExecutionState(
                     id: id,
-                    name: try c[0].decode(String.self),
-                    version: Int(try c[1].decode(Int32.self)),
-                    namespace: try c[2].decode(String.self),
-                    status: WorkflowRunStatus(rawValue: try c[3].decode(String.self)) ?? .running,
-                    inputJSON: try c[4].decode(String.self),
-                    deadlinePassed: try c[5].decode(Bool.self),
-                    cancelRequested: try c[6].decode(Bool.self),
+                    name: try c[1].decode(String.self),
+                    version: Int(try c[2].decode(Int32.self)),
+                    namespace: try c[3].decode(String.self),
+                    status: WorkflowRunStatus(rawValue: try c[4].decode(String.self)) ?? .running,
+                    inputJSON: try c[5].decode(String.self),
+                    deadlinePassed: try c[6].decode(Bool.self),
+                    cancelRequested: try c[7].decode(Bool.self),
                     steps: steps,
                     signals: signals,
                     children: children
@@ -359,57 +320,14 @@ extension PostgresJobStore {
         binds.append(steps.map { $0.wakeAfter?.wholeMilliseconds ?? -1 })
         binds.append(steps.map(\.durationMicroseconds))
         binds.append(steps.map { $0.receivedSignal ?? 0 })
-        // FOR NO KEY UPDATE is the fence: a reaper or another worker cannot take a lease over until this commits,
-        // and a lease taken over before is not matched by its old token. Rows are locked in id order, so two
-        // batches that share jobs do not deadlock. A stored step is only replaced while it waits (a sleep, a
-        // signal wait or a child that ended).
+        // The fence and the insert, in a function of migration 8 (its comment says how they lock).
         let sql = """
-            WITH held AS (
-                SELECT j.id, j.lease_token
-                FROM \(s).jobs j
-                JOIN unnest($1::bigint[], $2::bigint[]) AS l(id, token) ON j.id = l.id AND j.lease_token = l.token
-                ORDER BY j.id
-                FOR NO KEY UPDATE OF j
-            ),
-            s AS (
-                SELECT *
-                FROM unnest($3::bigint[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[],
-                            $10::text[], $11::text[], $12::integer[], $13::boolean[], $14::text[], $15::bigint[],
-                            $16::bigint[], $17::bigint[])
-                     AS s(job_id, run_id, name, position, kind, status, output, error_code, error_message,
-                          attempts, concurrent, wait_for, wake_after_ms, duration_us, signal_id)
-                WHERE s.job_id IN (SELECT h.id FROM held h)
-            ),
-            stored AS (
-                INSERT INTO \(s).workflow_steps AS w (run_id, name, position, kind, status, output, error_code,
-                                                    error_message, attempts, concurrent, wait_for, wake_at,
-                                                    started_at, finished_at)
-                SELECT s.run_id, s.name, s.position, s.kind, s.status, nullif(s.output, '')::jsonb,
-                       nullif(s.error_code, ''), nullif(s.error_message, ''), s.attempts, s.concurrent,
-                       nullif(s.wait_for, ''),
-                       CASE WHEN s.wake_after_ms >= 0 THEN now() + s.wake_after_ms * interval '1 millisecond' END,
-                       now() - s.duration_us * interval '1 microsecond',
-                       CASE WHEN s.status <> 'waiting' THEN now() END
-                FROM s
-                ON CONFLICT (run_id, name) DO UPDATE
-                    SET status = excluded.status, output = excluded.output, error_code = excluded.error_code,
-                        error_message = excluded.error_message, finished_at = excluded.finished_at
-                    WHERE w.status = 'waiting'
-                RETURNING 1
-            ),
-            received AS (
-                UPDATE \(s).workflow_signals g
-                SET received_at = now(), received_by = s.name
-                FROM s
-                WHERE g.id = s.signal_id AND s.signal_id > 0 AND g.received_at IS NULL
-                RETURNING 1
-            )
-            SELECT (SELECT array_agg(h.id) FROM held h), (SELECT array_agg(h.lease_token) FROM held h),
-                   (SELECT count(*) FROM stored), (SELECT count(*) FROM received)
+            SELECT * FROM \(s).workflow_store_steps($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                                                   $16, $17)
             """
         let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
         var held = Set<JobLease>()
-        for try await (ids, tokens, _, _) in rows.decode(([Int64]?, [Int64]?, Int64, Int64).self) {
+        for try await (ids, tokens) in rows.decode(([Int64]?, [Int64]?).self) {
             for (id, token) in zip(ids ?? [], tokens ?? []) {
                 held.insert(JobLease(id: JobID(id), token: token))
             }
@@ -508,19 +426,7 @@ extension PostgresJobStore {
         binds.append(endings.map { $0.errorCode ?? "" })
         binds.append(endings.map { $0.errorMessage ?? "" })
         let rows = try await connection.query(
-            PostgresQuery(
-                unsafeSQL: """
-                    UPDATE \(s).workflow_runs r
-                    SET status = e.status, output = nullif(e.output, '')::jsonb, error_code = nullif(e.code, ''),
-                        error_message = nullif(e.message, ''), waits_for_version = false, finished_at = now(),
-                        updated_at = now()
-                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                         AS e(run_id, status, output, code, message)
-                    WHERE r.id = e.run_id AND r.status IN ('running', 'waiting')
-                    RETURNING r.parent_id, r.id, r.status
-                    """,
-                binds: binds
-            ),
+            PostgresQuery(unsafeSQL: "SELECT * FROM \(s).workflow_end_runs($1, $2, $3, $4, $5)", binds: binds),
             logger: logger
         )
         var parents: [String] = []
