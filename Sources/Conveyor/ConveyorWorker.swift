@@ -232,6 +232,7 @@ public final class ConveyorWorker: Service, Sendable {
                 background.addTask(operation: failing { try await self.reaperLoop(runtime) })
                 background.addTask { await self.supervisionLoop(runtime) }
                 background.addTask { await self.pollLoop(runners) }
+                background.addTask { await runtime.workflowLoader.run() }
                 background.addTask(
                     operation: failing {
                         try await runtime.stager.run(staged: { for runner in runners { runner.nudge() } })

@@ -102,8 +102,13 @@ public protocol JobStore: Sendable {
     ) async throws
         -> [StartedWorkflowRun]
 
-    /// Loads what an execution of the run needs: the run, its stored steps, its pending signals and its children.
-    func workflowExecutionState(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowExecutionState?
+    /// Loads what executions of the runs need: each run, its stored steps, its pending signals and its children.
+    /// Runs that do not exist are missing from the result.
+    func workflowExecutionStates(
+        _ ids: [WorkflowRunID],
+        logger: Logger
+    ) async throws
+        -> [WorkflowRunID: WorkflowExecutionState]
 
     /// Commits `work` in one transaction, skipping the writes whose lease is no longer held.
     func commit(_ work: WorkflowUnitOfWork, logger: Logger) async throws -> WorkflowCommitResult

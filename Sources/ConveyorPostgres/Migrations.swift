@@ -492,10 +492,13 @@ enum Migrations {
         #variable_conflict use_column
         BEGIN
             RETURN QUERY
+            -- The rows are found by id through the primary key (a join with the unnested leases was planned,
+            -- generically, as a walk of the whole index), and each one's token is checked against its own.
             WITH held AS (
                 SELECT j.id, j.lease_token
-                FROM unnest(p_lease_ids, p_lease_tokens) AS l(id, token)
-                JOIN {schema}.jobs j ON j.id = l.id AND j.lease_token = l.token
+                FROM {schema}.jobs j
+                WHERE j.id = ANY(p_lease_ids)
+                  AND j.lease_token = p_lease_tokens[array_position(p_lease_ids, j.id)]
                 ORDER BY j.id
                 FOR NO KEY UPDATE OF j
             ),

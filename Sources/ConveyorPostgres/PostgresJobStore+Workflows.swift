@@ -131,14 +131,19 @@ extension PostgresJobStore {
 
     // MARK: Execution
 
-    public func workflowExecutionState(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowExecutionState? {
-        try await self.run("loading workflow run \(id)") {
+    public func workflowExecutionStates(
+        _ ids: [WorkflowRunID],
+        logger: Logger
+    ) async throws -> [WorkflowRunID: WorkflowExecutionState] {
+        guard !ids.isEmpty else { return [:] }
+        return try await self.run("loading \(ids.count) workflow run(s)") {
             let s = self.schema.quoted
             var binds = PostgresBindings()
-            binds.append(id.rawValue)
+            binds.append(ids.map(\.rawValue))
             // One round trip, through a function whose plan is made once per session (see migration 8).
-            let sql = "SELECT * FROM \(s).workflow_load(ARRAY[$1])"
+            let sql = "SELECT * FROM \(s).workflow_load($1)"
             let rows = try await self.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+            var states: [WorkflowRunID: WorkflowExecutionState] = [:]
             for try await row in rows {
                 let c = row.makeRandomAccess()
                 func text(_ i: Int) throws -> [String] { try c[i].decode([String]?.self) ?? [] }
@@ -191,7 +196,8 @@ extension PostgresJobStore {
                         errorMessage: childMessages[$0].isEmpty ? nil : childMessages[$0]
                     )
                 }
-                return WorkflowExecutionState(
+                let id = WorkflowRunID(try c[0].decode(String.self))
+                states[id] = WorkflowExecutionState(
                     id: id,
                     name: try c[1].decode(String.self),
                     version: Int(try c[2].decode(Int32.self)),
@@ -205,7 +211,7 @@ extension PostgresJobStore {
                     children: children
                 )
             }
-            return nil
+            return states
         }
     }
 

@@ -14,6 +14,7 @@ final class WorkerRuntime: Sendable {
     let completer: Completer
     let stager: Stager
     let workflowWriter: WorkflowWriter
+    let workflowLoader: WorkflowLoader
     private let failureLog = FailureLog(interval: .seconds(10))
 
     init(store: any JobStore, registry: JobRegistry, configuration: ConveyorWorker.Configuration, logger: Logger) {
@@ -31,6 +32,12 @@ final class WorkerRuntime: Sendable {
         self.workflowWriter = WorkflowWriter(
             store: store,
             batchSize: configuration.completionBatchSize,
+            callTimeout: configuration.databaseTimeout,
+            logger: logger
+        )
+        self.workflowLoader = WorkflowLoader(
+            store: store,
+            batchSize: 100,
             callTimeout: configuration.databaseTimeout,
             logger: logger
         )

@@ -19,9 +19,7 @@ extension WorkerRuntime {
         }
         let run: WorkflowExecutionState?
         do {
-            run = try await BoundedCall.run(timeout: self.configuration.databaseTimeout, "loading run \(runID)") {
-                [store, logger] in try await store.workflowExecutionState(runID, logger: logger)
-            }
+            run = try await self.workflowLoader.load(runID)
         } catch {
             // Transient or not, the run is as it was: give the job back, and let it be fetched again.
             _ = execution.markFinished()
