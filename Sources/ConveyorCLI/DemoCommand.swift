@@ -13,7 +13,8 @@ import UnixSignals
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Start everything and run a bounded demo workload: completions, retries and dead letters.",
+        abstract:
+            "Start everything and run a bounded demo workload: completions, retries, dead letters and a workflow.",
         discussion: """
             Uses DATABASE_URL (or --database-url) when set, else starts a throwaway PostgreSQL and removes it at \
             the end. Exits 0 when every demo job has finished.
@@ -152,7 +153,41 @@ final class DemoDriver: Service, Sendable {
             inspect one: conveyor jobs show \(dead.jobs.first?.id.description ?? "<id>") (with the same DATABASE_URL)
             """
         )
+        try await self.runWorkflow()
         self.done.set()
+    }
+
+    /// Starts a `demo.order` run, approves it once it waits for the signal, and prints it when it ended.
+    private func runWorkflow() async throws {
+        let id = WorkflowRunID("order-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
+        try await self.client.workflows.start(
+            DemoWorkflows.Order.self,
+            input: 42,
+            options: .init(id: id, queue: self.queue)
+        )
+        print(
+            "workflow: started run \(id) (a step, a 300 ms durable sleep, a wait for signal approved, two parallel steps, a child)"
+        )
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        var signalled = false
+        while clock.now < deadline {
+            guard let run = try await self.client.workflows.get(id) else { break }
+            if run.status.isFinished {
+                WorkflowPrinter.printDetail(run)
+                guard run.status == .completed else {
+                    throw ConveyorError(.databaseError, "the demo workflow ended \(run.status.rawValue)")
+                }
+                return
+            }
+            if !signalled, run.steps.contains(where: { $0.kind == .signal && $0.status == .waiting }) {
+                try await self.client.workflows.signal(id, "approved", "the demo")
+                print("workflow: run \(id) waits for approval; sent signal approved")
+                signalled = true
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ConveyorError(.databaseTimeout, "the demo workflow did not end within a minute")
     }
 
     /// The demo queue's counts; completed is what is neither waiting, running nor dead-lettered (the demo's jobs

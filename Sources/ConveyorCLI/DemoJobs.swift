@@ -72,9 +72,7 @@ enum DemoJobs {
         postgres: PostgresClient? = nil,
         schema: SchemaName? = nil
     ) {
-        if let postgres, let schema {
-            DemoWorkflows.register(into: &registry, postgres: postgres, schema: schema)
-        }
+        DemoWorkflows.register(into: &registry, postgres: postgres, schema: schema)
         registry.register(Work.self, retryPolicy: retryPolicy) { args, context in
             if args.milliseconds > 0 {
                 try await Task.sleep(for: .milliseconds(args.milliseconds))

@@ -46,7 +46,48 @@ enum DemoWorkflows {
         }
     }
 
-    static func register(into registry: inout JobRegistry, postgres: PostgresClient, schema: SchemaName) {
-        registry.register(workflow: Steps(postgres: postgres, schema: schema))
+    /// The demo's order: a step, a durable sleep, a wait for an approval signal, two steps in parallel, and a
+    /// child workflow that ships the parcel.
+    struct Order: Workflow {
+        static let name = "demo.order"
+
+        struct Receipt: Codable, Sendable {
+            var reservation: String
+            var approvedBy: String
+            var label: String
+            var email: String
+            var tracking: String
+        }
+
+        func run(_ order: Int, context: WorkflowContext) async throws -> Receipt {
+            let reservation = try await context.step("reserve-stock") { "stock-\(order)" }
+            try await context.sleep("cool-off", for: .milliseconds(300))
+            let approver = try await context.waitForSignal("approved", as: String.self, timeout: .seconds(60))
+            async let label = context.step("print-label") { "label-\(order)" }
+            async let email = context.step("email-customer") { "mail-\(order)" }
+            let tracking = try await context.child(Ship.self, input: order, id: WorkflowRunID("\(context.runID)-ship"))
+            return Receipt(
+                reservation: reservation,
+                approvedBy: approver,
+                label: try await label,
+                email: try await email,
+                tracking: tracking
+            )
+        }
+    }
+
+    /// The order's child.
+    struct Ship: Workflow {
+        static let name = "demo.ship"
+
+        func run(_ order: Int, context: WorkflowContext) async throws -> String {
+            try await context.step("book-courier") { "parcel-\(order)" }
+        }
+    }
+
+    static func register(into registry: inout JobRegistry, postgres: PostgresClient?, schema: SchemaName?) {
+        if let postgres, let schema { registry.register(workflow: Steps(postgres: postgres, schema: schema)) }
+        registry.register(workflow: Order())
+        registry.register(workflow: Ship())
     }
 }
