@@ -238,6 +238,45 @@ extension Mutex where Value == Bool {
     }
 }
 
+/// Old code: one step. New code adds a step behind `patched("sms")`.
+struct Patchable: Workflow {
+    static let name = "test.patchable"
+    var patched: Bool
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> [String] {
+        var done = [try await context.step("email") { "email" }]
+        if patched, try await context.patched("sms") {
+            done.append(try await context.step("sms") { "sms" })
+        }
+        let go = try await context.waitForSignal("go", as: Int.self)
+        return done + ["go \(go)"]
+    }
+}
+
+/// A step that runs until it is cancelled, and says so.
+struct Endless: Workflow {
+    static let name = "test.endless"
+    var sawCancellation: Gate
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        try await context.step("forever", maxAttempts: 1) {
+            while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+            sawCancellation.open()
+            throw CancellationError()
+        }
+    }
+}
+
+/// Signals another run from a step.
+struct Signaller: Workflow {
+    static let name = "test.signaller"
+
+    func run(_ target: String, context: WorkflowContext) async throws -> String {
+        try await context.signal(WorkflowRunID(target), "go", 5)
+        return "sent"
+    }
+}
+
 @Suite(.database) struct WorkflowTests {
     func waitForEnd(_ db: TestDatabase, _ id: WorkflowRunID) async throws -> WorkflowRunRecord {
         try await db.waitUntil("run \(id) ended") {
@@ -655,6 +694,63 @@ extension Mutex where Value == Bool {
             Issue.record("a fork from a step that does not exist was accepted")
         } catch let error as ConveyorError {
             #expect(error.code == .stepNotFound)
+        }
+    }
+
+    @Test("patched takes the new branch for new runs and the old one for runs that stored steps beyond it")
+    func patchBranches() async throws {
+        let db = try TestDatabase.get()
+        var old = JobRegistry()
+        old.register(workflow: Patchable(patched: false))
+        try await db.client.workflows.start(Patchable.self, input: 1, options: .init(id: "old-run"))
+        try await db.withWorker(old) { _ in try await self.waitForStatus(db, "old-run", .waiting) }
+        var new = JobRegistry()
+        new.register(workflow: Patchable(patched: true))
+        try await db.client.workflows.start(Patchable.self, input: 1, options: .init(id: "new-run"))
+        try await db.client.workflows.signal("old-run", "go", 1)
+        try await db.client.workflows.signal("new-run", "go", 2)
+        try await db.withWorker(new) { _ in
+            let oldRun = try await self.waitForEnd(db, "old-run")
+            #expect(try oldRun.output(as: [String].self) == ["email", "go 1"], "\(oldRun.errorMessage ?? "")")
+            let newRun = try await self.waitForEnd(db, "new-run")
+            #expect(try newRun.output(as: [String].self) == ["email", "sms", "go 2"], "\(newRun.errorMessage ?? "")")
+            #expect(newRun.steps.contains { $0.kind == .patch && $0.name == "sms" })
+        }
+    }
+
+    @Test("cancelling a running run cancels the task of its running step, and the run ends cancelled")
+    func cancelReachesRunningStep() async throws {
+        let db = try TestDatabase.get()
+        let saw = Gate()
+        var registry = JobRegistry()
+        registry.register(workflow: Endless(sawCancellation: saw))
+        try await db.client.workflows.start(Endless.self, input: 1, options: .init(id: "endless"))
+        try await db.withWorker(registry, configure: { $0.heartbeatInterval = .milliseconds(100) }) { _ in
+            try await db.waitUntil("the step runs") {
+                try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'") == 1
+            }
+            let asked = try await db.client.workflows.cancel("endless")
+            #expect(asked.cancelRequestedAt != nil)
+            await saw.wait()
+            let run = try await self.waitForEnd(db, "endless")
+            #expect(run.status == .cancelled)
+        }
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'cancelled'") == 1)
+    }
+
+    @Test("a workflow signals another run once, through a step")
+    func workflowSignalsRun() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: Signaller())
+        registry.register(workflow: WaitsForever())
+        try await db.client.workflows.start(WaitsForever.self, input: 1, options: .init(id: "receiver"))
+        try await db.client.workflows.start(Signaller.self, input: "receiver", options: .init(id: "sender"))
+        try await db.withWorker(registry) { _ in
+            let receiver = try await self.waitForEnd(db, "receiver")
+            #expect(try receiver.output(as: Int.self) == 5)
+            let sender = try await self.waitForEnd(db, "sender")
+            #expect(sender.steps.map(\.name) == ["signal:receiver/go"])
         }
     }
 }

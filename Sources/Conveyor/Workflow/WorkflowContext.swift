@@ -261,6 +261,31 @@ public final class WorkflowContext: Sendable {
         }
     }
 
+    /// Sends the signal `name` with `payload` to the run `target`, once: the send is a step of this run (named
+    /// `step`, by default `signal:<target>/<name>`), so a resumed run does not send it again.
+    ///
+    /// - Throws: ``WorkflowStepFailure`` when the target does not exist or has ended (`WORKFLOW_NOT_FOUND`,
+    ///   `INVALID_WORKFLOW_STATE`).
+    public func signal<Payload: Encodable & Sendable>(
+        _ target: WorkflowRunID,
+        _ name: String,
+        _ payload: Payload,
+        step: String? = nil
+    ) async throws {
+        let json = try self.execution.encode(payload, what: "the payload of signal \(name)")
+        let store = self.execution.writer.store
+        let logger = self.logger
+        try await self.step(step ?? "signal:\(target)/\(name)", maxAttempts: 3) {
+            do {
+                try await store.signal(target, name: name, payloadJSON: json, logger: logger)
+            } catch let error as ConveyorError
+                where error.code == .workflowNotFound || error.code == .invalidWorkflowState
+            {
+                throw NonRetryable(error)
+            }
+        }
+    }
+
     /// Whether the run takes the branch of a code change called `name`: `true` for runs that reach this point
     /// under the new code (new runs, and runs whose stored steps all lie before it), `false` for runs that stored
     /// steps beyond it under older code. The answer is stored, so a run keeps its branch.

@@ -29,7 +29,7 @@ final class WorkflowWriter: Sendable {
         var error: ConveyorError
     }
 
-    private let store: any JobStore
+    let store: any JobStore
     private let batchSize: Int
     private let callTimeout: Duration
     private let logger: Logger
