@@ -1,8 +1,10 @@
 // A small server app that embeds Conveyor: an HTTP route stores an order and enqueues its receipt job in one
-// transaction, and a worker in the same process sends the receipts. The README's embedding code is taken from here.
+// transaction, and a worker in the same process sends the receipts. Another route starts a durable workflow that
+// charges, waits for an approval signal and ships. The README's embedding code is taken from here.
 //
 //     DATABASE_URL=postgres://app@localhost:5432/app swift run receipt-server
 //     curl -X POST localhost:8080/orders/42
+//     curl -X POST localhost:8080/orders/42/fulfil && curl -X POST localhost:8080/orders/42/approve
 import Conveyor
 import ConveyorPostgres
 import Foundation
@@ -13,6 +15,24 @@ import PostgresNIO
 struct SendReceipt: JobArguments {
     static let kind = "send-receipt"  // stable: stored with every job
     var orderID: Int
+}
+
+/// Charges, waits for an approval, then ships: each step runs once per run, through crashes and restarts.
+struct FulfilOrder: Workflow {
+    static let name = "fulfil-order"  // stable: stored with every run
+
+    struct Shipment: Codable, Sendable {
+        var charge: String
+        var approvedBy: String
+        var parcel: String
+    }
+
+    func run(_ orderID: Int, context: WorkflowContext) async throws -> Shipment {
+        let charge = try await context.step("charge-card") { "charge-\(orderID)" }
+        let approver = try await context.waitForSignal("approved", as: String.self, timeout: .seconds(86_400))
+        let parcel = try await context.step("ship", maxAttempts: 5) { "parcel-\(orderID)" }
+        return Shipment(charge: charge, approvedBy: approver, parcel: parcel)
+    }
 }
 
 @main
@@ -33,6 +53,7 @@ struct ReceiptServer {
             // Return: completed. Throw: retried with backoff. Runs at least once (see "What happens on failure").
             context.logger.info("sending the receipt of order \(args.orderID)")
         }
+        registry.register(workflow: FulfilOrder())
         var configuration = ConveyorWorker.Configuration()
         configuration.queues = ["default": .init(slots: 10)]
         // The worker applies migrations when it starts (configuration.migrateOnStart = false to opt out).
@@ -51,6 +72,29 @@ struct ReceiptServer {
                 return try await conveyor.jobs.enqueue(SendReceipt(orderID: orderID), on: connection)
             }
             return "order \(orderID): receipt job \(job.id)\n"
+        }
+
+        router.post("orders/:id/fulfil") { _, context -> String in
+            let orderID = try context.parameters.require("id", as: Int.self)
+            // The run exists if and only if the order's transaction commits; the same id starts it only once.
+            let run = try await conveyor.withTransaction { connection in
+                try await connection.query(
+                    "INSERT INTO orders (id) VALUES (\(orderID)) ON CONFLICT DO NOTHING",
+                    logger: logger
+                )
+                return try await conveyor.workflows.start(
+                    FulfilOrder.self,
+                    input: orderID,
+                    options: .init(id: "fulfil-\(orderID)"),
+                    on: connection
+                )
+            }
+            return "order \(orderID): run \(run.id)\n"
+        }
+        router.post("orders/:id/approve") { _, context -> String in
+            let orderID = try context.parameters.require("id", as: Int.self)
+            try await conveyor.workflows.signal("fulfil-\(orderID)", "approved", "ops")
+            return "order \(orderID): approved\n"
         }
 
         let port = Int(environment["PORT"] ?? "") ?? 8080

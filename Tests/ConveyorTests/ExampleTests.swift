@@ -48,6 +48,25 @@ import FoundationNetworking
             ) == 1
         }
         #expect(try await db.scalar("SELECT count(*) FROM public.orders WHERE id = \(orderID)") == 1)
+
+        // The workflow route: started in the order's transaction, waits for the approval, then ships.
+        for (path, expected) in [("fulfil", "run fulfil-\(orderID)"), ("approve", "approved")] {
+            var post = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/orders/\(orderID)/\(path)")))
+            post.httpMethod = "POST"
+            if path == "approve" {
+                try await db.waitUntil("the run waits for its approval") {
+                    try await db.client.workflows.get(WorkflowRunID("fulfil-\(orderID)"))?.status == .waiting
+                }
+            }
+            let (data, response) = try await URLSession.shared.data(for: post)
+            #expect((response as? HTTPURLResponse)?.statusCode == 200)
+            #expect(String(decoding: data, as: UTF8.self).contains(expected))
+        }
+        try await db.waitUntil("the workflow completed") {
+            try await db.client.workflows.get(WorkflowRunID("fulfil-\(orderID)"))?.status == .completed
+        }
+        let run = try #require(try await db.client.workflows.get(WorkflowRunID("fulfil-\(orderID)")))
+        #expect(try run.output(as: [String: String].self)?["approvedBy"] == "ops", "\(run.outputJSON ?? "")")
         kill(process.processIdentifier, SIGTERM)
         await exited.wait()
         #expect(process.terminationStatus == 0)

@@ -41,7 +41,7 @@ extension Workflow {
 
 /// The identifier of a workflow run: chosen by the caller (`"order-42"`) or generated.
 public struct WorkflowRunID: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible,
-    ExpressibleByStringLiteral
+    ExpressibleByStringInterpolation
 {
     public let rawValue: String
 
