@@ -2,12 +2,15 @@ import ConveyorCore
 import Logging
 import Synchronization
 
-/// Writes the durable calls of running workflows in batches: every unit of work buffered while the previous batch
-/// was in flight goes into the next one, as one transaction (see ``JobStore/commit(_:logger:)``).
+/// Writes the durable calls of running workflows in batches: every unit of work buffered while the batches in flight
+/// are written goes into the next one, as one transaction (see ``JobStore/commit(_:logger:)``). Two batches are in
+/// flight at once (measured on W3: 2 gave a quarter more workflows/s than 1; 4 gave less, each batch carrying fewer
+/// steps for the same commit).
 ///
 /// A step waits for its write, so one batch carries the steps of every run that finished one meanwhile: under load a
-/// step costs a share of one round trip, and an idle worker writes a step as soon as it ends. Units are written in
-/// the order they were submitted, so a run's steps are always stored before its suspension or its end.
+/// step costs a share of one round trip, and an idle worker writes a step as soon as it ends. The units of one
+/// execution are written in the order they were submitted, so a run's steps are always stored before its
+/// suspension or its end.
 ///
 /// Failures are handled as the ``Completer`` handles them: transient ones are retried with backoff (50 ms doubling
 /// to 500 ms) until the database is back; a batch refused with `DATABASE_ERROR` is split until the unit that is
@@ -15,6 +18,7 @@ import Synchronization
 final class WorkflowWriter: Sendable {
     private struct Entry: Sendable {
         var unit: WorkflowUnitOfWork
+        var leases: Set<JobLease>
         var done: @Sendable (Result<WorkflowCommitResult, any Error>) -> Void
     }
 
@@ -22,6 +26,29 @@ final class WorkflowWriter: Sendable {
         var pending: [Entry] = []
         var finishBy: ContinuousClock.Instant?
         var stopped = false
+        /// Batches in flight, and the leases they present.
+        var inFlight = 0
+        var busy: Set<JobLease> = []
+        var backoff = Backoff(initial: .milliseconds(50), maximum: .milliseconds(500))
+
+        /// Takes, in order, up to `limit` units whose leases no batch in flight presents and no unit left behind
+        /// before them presents either.
+        mutating func takeBatch(limit: Int) -> [Entry] {
+            var batch: [Entry] = []
+            var kept: [Entry] = []
+            var blocked = self.busy
+            for entry in self.pending {
+                if batch.count < limit, entry.leases.isDisjoint(with: blocked) {
+                    batch.append(entry)
+                    self.busy.formUnion(entry.leases)
+                } else {
+                    blocked.formUnion(entry.leases)
+                    kept.append(entry)
+                }
+            }
+            self.pending = kept
+            return batch
+        }
     }
 
     private struct Interrupted: Error {
@@ -31,14 +58,17 @@ final class WorkflowWriter: Sendable {
 
     let store: any JobStore
     private let batchSize: Int
+    /// Batches in flight at once.
+    let concurrency: Int
     private let callTimeout: Duration
     private let logger: Logger
     private let signal = WakeSignal()
     private let buffer = Mutex(Buffer())
 
-    init(store: any JobStore, batchSize: Int, callTimeout: Duration, logger: Logger) {
+    init(store: any JobStore, batchSize: Int, concurrency: Int = 2, callTimeout: Duration, logger: Logger) {
         self.store = store
         self.batchSize = max(1, batchSize)
+        self.concurrency = max(1, concurrency)
         self.callTimeout = callTimeout
         self.logger = logger
     }
@@ -59,7 +89,7 @@ final class WorkflowWriter: Sendable {
     {
         let accepted = self.buffer.withLock { buffer -> Bool in
             guard !buffer.stopped else { return false }
-            buffer.pending.append(Entry(unit: unit, done: done))
+            buffer.pending.append(Entry(unit: unit, leases: unit.leases, done: done))
             return true
         }
         guard accepted else {
@@ -77,44 +107,84 @@ final class WorkflowWriter: Sendable {
 
     /// Writes batches until ``finish(within:)`` was called and the buffer is empty or its bound passed, or the task
     /// is cancelled. Units still buffered then fail with `CancellationError` (their leases expire).
+    ///
+    /// Up to ``concurrency`` batches are in flight at once, on connections of their own, so a step need not wait
+    /// for the batch before it to commit. A unit is never written beside an earlier unit of the same lease that
+    /// is in flight or still waiting: the units of one execution commit in the order they were submitted.
     func run() async throws {
         defer { self.stop() }
-        var backoff = Backoff(initial: .milliseconds(50), maximum: .milliseconds(500))
-        while !Task.isCancelled {
-            let (count, finishBy) = self.buffer.withLock { ($0.pending.count, $0.finishBy) }
-            if let finishBy, count == 0 || ContinuousClock.now >= finishBy { return }
-            if count == 0 {
-                guard await self.signal.wait() else { return }
-                continue
-            }
-            let batch = self.buffer.withLock { buffer -> [Entry] in
-                let batch = Array(buffer.pending.prefix(self.batchSize))
-                buffer.pending.removeFirst(batch.count)
-                return batch
-            }
-            do {
-                try await self.write(batch, finishBy: finishBy)
-                backoff.reset()
-            } catch let interrupted as Interrupted {
-                if Task.isCancelled {
-                    for entry in interrupted.unwritten { entry.done(.failure(CancellationError())) }
+        enum Next {
+            case write([Entry], finishBy: ContinuousClock.Instant?)
+            case wait
+            case done
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                let next = self.buffer.withLock { buffer -> Next in
+                    if let finishBy = buffer.finishBy,
+                        (buffer.pending.isEmpty && buffer.inFlight == 0) || ContinuousClock.now >= finishBy
+                    {
+                        return .done
+                    }
+                    guard buffer.inFlight < self.concurrency else { return .wait }
+                    let batch = buffer.takeBatch(limit: self.batchSize)
+                    guard !batch.isEmpty else { return .wait }
+                    buffer.inFlight += 1
+                    return .write(batch, finishBy: buffer.finishBy)
+                }
+                switch next {
+                case .done:
                     return
+                case .wait:
+                    guard await self.signal.wait() else { return }
+                case .write(let batch, let finishBy):
+                    group.addTask { try await self.writeBatch(batch, finishBy: finishBy) }
                 }
-                self.buffer.withLock { $0.pending.insert(contentsOf: interrupted.unwritten, at: 0) }
-                let delay = backoff.next()
-                if backoff.failures == 1 {
-                    self.logger.warning(
-                        "writing workflow steps failed; retrying until the database is back",
-                        metadata: ["error": "\(interrupted.error)", "unwritten": "\(interrupted.unwritten.count)"]
-                    )
-                }
-                let sleep = finishBy.map { min(delay, max(.zero, $0 - ContinuousClock.now)) } ?? delay
-                try? await Task.sleep(for: sleep)
-            } catch {
-                for entry in batch { entry.done(.failure(error)) }
-                throw error
             }
         }
+    }
+
+    /// Writes one batch and gives its leases back; after a transient failure, backs off and puts the batch back in
+    /// front of the buffer.
+    private func writeBatch(_ batch: [Entry], finishBy: ContinuousClock.Instant?) async throws {
+        do {
+            try await self.write(batch, finishBy: finishBy)
+            self.finished(batch, putBack: [], succeeded: true)
+        } catch let interrupted as Interrupted {
+            if Task.isCancelled {
+                for entry in interrupted.unwritten { entry.done(.failure(CancellationError())) }
+                self.finished(batch, putBack: [], succeeded: false)
+                return
+            }
+            let (delay, first) = self.buffer.withLock { buffer in
+                (buffer.backoff.next(), buffer.backoff.failures == 1)
+            }
+            if first {
+                self.logger.warning(
+                    "writing workflow steps failed; retrying until the database is back",
+                    metadata: ["error": "\(interrupted.error)", "unwritten": "\(interrupted.unwritten.count)"]
+                )
+            }
+            let sleep = finishBy.map { min(delay, max(.zero, $0 - ContinuousClock.now)) } ?? delay
+            try? await Task.sleep(for: sleep)
+            self.finished(batch, putBack: interrupted.unwritten, succeeded: false)
+        } catch {
+            for entry in batch { entry.done(.failure(error)) }
+            self.finished(batch, putBack: [], succeeded: false)
+            throw error
+        }
+    }
+
+    /// A batch is no longer in flight: its leases may be written again, and `putBack` goes to the front of the
+    /// buffer, ahead of later units of the same leases.
+    private func finished(_ batch: [Entry], putBack: [Entry], succeeded: Bool) {
+        self.buffer.withLock { buffer in
+            buffer.inFlight -= 1
+            for entry in batch { buffer.busy.subtract(entry.leases) }
+            buffer.pending.insert(contentsOf: putBack, at: 0)
+            if succeeded { buffer.backoff.reset() }
+        }
+        self.signal.wake()
     }
 
     /// Fails what is still buffered, and every later submission.
