@@ -364,6 +364,10 @@ enum Migrations {
                 Self.workflowLoad,
                 Self.workflowStoreSteps,
                 Self.workflowEndRuns,
+                Self.workflowWake,
+                Self.workflowCancelBelow,
+                Self.workflowStoreStepsCommitted,
+                Self.workflowEndCommitted,
             ]
         ),
     ]
@@ -558,6 +562,168 @@ enum Migrations {
             FROM unnest(p_run_ids, p_statuses, p_outputs, p_codes, p_messages) AS e(run_id, status, output, code, message)
             WHERE r.id = e.run_id AND r.status IN ('running', 'waiting')
             RETURNING r.parent_id, r.id, r.status;
+        END
+        $$
+        """
+
+    /// Makes the jobs of suspended runs runnable (not those waiting for a worker with their version) and wakes
+    /// the workers of their queues; returns how many it woke.
+    ///
+    /// The job rows are locked first, whatever their state: a run that is suspending holds its job's row from the
+    /// fence of its write until its commit, and looks for signals and ended children after taking it, so whichever
+    /// of the two transactions locks first, the other sees what it wrote, and no wake-up is lost in between.
+    private static let workflowWake = """
+        CREATE FUNCTION {schema}.workflow_wake(p_runs text[], p_channel text)
+        RETURNS bigint
+        \(Self.indexOnlyPlan)
+        #variable_conflict use_column
+        DECLARE
+            v_woken bigint;
+        BEGIN
+            PERFORM j.id
+            FROM {schema}.jobs j
+            WHERE j.id IN (SELECT r.job_id FROM {schema}.workflow_runs r WHERE r.id = ANY(p_runs))
+            ORDER BY j.id
+            FOR NO KEY UPDATE;
+            WITH woken AS (
+                UPDATE {schema}.jobs j
+                SET state = 'available', run_at = now()
+                FROM {schema}.workflow_runs r
+                WHERE r.id = ANY(p_runs) AND j.id = r.job_id AND j.state = 'scheduled' AND NOT r.waits_for_version
+                RETURNING j.queue
+            ),
+            sent AS (
+                SELECT count(pg_notify(p_channel, q.queue)) AS n FROM (SELECT DISTINCT w.queue FROM woken w) q
+            )
+            SELECT (SELECT count(*) FROM woken) + 0 * (SELECT n FROM sent) INTO v_woken;
+            RETURN v_woken;
+        END
+        $$
+        """
+
+    /// Cancels the unfinished runs below `p_roots` (not the roots): a run whose job is not running is cancelled
+    /// with its job at once; a running one gets a cancel request on the run and its job, which its worker sees at
+    /// the next heartbeat.
+    private static let workflowCancelBelow = """
+        CREATE FUNCTION {schema}.workflow_cancel_below(p_roots text[])
+        RETURNS bigint
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE
+            v_cancelled bigint;
+        BEGIN
+            WITH RECURSIVE tree AS (
+                SELECT c.id, c.job_id FROM {schema}.workflow_runs c
+                WHERE c.parent_id = ANY(p_roots) AND c.status IN ('running', 'waiting')
+                UNION ALL
+                SELECT c.id, c.job_id FROM {schema}.workflow_runs c JOIN tree t ON c.parent_id = t.id
+                WHERE c.status IN ('running', 'waiting')
+            ),
+            locked AS (
+                SELECT j.id, j.state FROM {schema}.jobs j JOIN tree t ON t.job_id = j.id
+                ORDER BY j.id
+                FOR NO KEY UPDATE OF j
+            ),
+            runs AS (
+                UPDATE {schema}.workflow_runs r
+                SET cancel_requested_at = coalesce(r.cancel_requested_at, now()), updated_at = now(),
+                    status = CASE WHEN l.state = 'running' THEN r.status ELSE 'cancelled' END,
+                    finished_at = CASE WHEN l.state = 'running' THEN NULL ELSE now() END,
+                    error_code = CASE WHEN l.state = 'running' THEN NULL ELSE 'CANCELLED' END,
+                    error_message = CASE WHEN l.state = 'running' THEN NULL ELSE 'cancelled with its parent' END
+                FROM tree t JOIN locked l ON l.id = t.job_id
+                WHERE r.id = t.id
+                RETURNING r.job_id
+            ),
+            jobs AS (
+                UPDATE {schema}.jobs j
+                SET cancel_requested_at = coalesce(j.cancel_requested_at, now()),
+                    state = CASE WHEN l.state = 'running' THEN j.state ELSE 'cancelled' END,
+                    finished_at = CASE WHEN l.state = 'running' THEN j.finished_at ELSE now() END
+                FROM locked l
+                WHERE j.id = l.id AND l.state IN ('running', 'available', 'scheduled', 'retryable')
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM runs) + 0 * (SELECT count(*) FROM jobs) INTO v_cancelled;
+            RETURN v_cancelled;
+        END
+        $$
+        """
+
+    /// The parameters of workflow_store_steps, as the procedures below take them first.
+    private static let stepParameters = """
+            p_lease_ids bigint[], p_lease_tokens bigint[],
+            p_job_ids bigint[], p_run_ids text[], p_names text[], p_positions integer[], p_kinds text[],
+            p_statuses text[], p_outputs text[], p_error_codes text[], p_error_messages text[],
+            p_attempts integer[], p_concurrent boolean[], p_wait_for text[], p_wake_after_ms bigint[],
+            p_durations_us bigint[], p_signal_ids bigint[]
+        """
+
+    private static let storeStepsCall = """
+        SELECT s.held_ids, s.held_tokens INTO held_ids, held_tokens
+                FROM {schema}.workflow_store_steps(
+                    p_lease_ids, p_lease_tokens, p_job_ids, p_run_ids, p_names, p_positions, p_kinds, p_statuses,
+                    p_outputs, p_error_codes, p_error_messages, p_attempts, p_concurrent, p_wait_for,
+                    p_wake_after_ms, p_durations_us, p_signal_ids) AS s;
+        """
+
+    /// Stores steps and commits before it returns the leases held (see committedProcedures): a step counts as
+    /// stored only once its commit is done.
+    private static let workflowStoreStepsCommitted = """
+        CREATE PROCEDURE {schema}.workflow_store_steps_committed(
+        \(Self.stepParameters),
+            INOUT held_ids bigint[] DEFAULT NULL, INOUT held_tokens bigint[] DEFAULT NULL)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            \(Self.storeStepsCall)
+            COMMIT;
+        END
+        $$
+        """
+
+    /// Ends runs in one call and one commit: stores their last steps, records how the runs ended (only for leases
+    /// still held), cancels what was below a cancelled run, wakes waiting parents, and writes the jobs' results
+    /// (which complete_jobs fences by token itself).
+    private static let workflowEndCommitted = """
+        CREATE PROCEDURE {schema}.workflow_end_committed(
+        \(Self.stepParameters),
+            p_end_run_ids text[], p_end_job_ids bigint[], p_end_statuses text[], p_end_outputs text[],
+            p_end_codes text[], p_end_messages text[],
+            p_ids bigint[], p_tokens bigint[], p_states text[], p_run_after_ms bigint[],
+            p_dead_reasons text[], p_outcomes text[], p_error_codes_c text[], p_error_messages_c text[],
+            p_attempt_deltas integer[], p_durations_us_c bigint[], p_require_expired boolean[],
+            p_channel text,
+            INOUT held_ids bigint[] DEFAULT NULL, INOUT held_tokens bigint[] DEFAULT NULL)
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            v_parents text[];
+            v_cancelled text[];
+        BEGIN
+            \(Self.storeStepsCall)
+            SELECT array_agg(x.parent_id) FILTER (WHERE x.parent_id IS NOT NULL),
+                   array_agg(x.id) FILTER (WHERE x.status = 'cancelled')
+            INTO v_parents, v_cancelled
+            FROM {schema}.workflow_end_runs(
+                ARRAY(SELECT e.run_id FROM unnest(p_end_run_ids, p_end_job_ids) WITH ORDINALITY AS e(run_id, job_id, n)
+                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n),
+                ARRAY(SELECT e.v FROM unnest(p_end_statuses, p_end_job_ids) WITH ORDINALITY AS e(v, job_id, n)
+                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n),
+                ARRAY(SELECT e.v FROM unnest(p_end_outputs, p_end_job_ids) WITH ORDINALITY AS e(v, job_id, n)
+                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n),
+                ARRAY(SELECT e.v FROM unnest(p_end_codes, p_end_job_ids) WITH ORDINALITY AS e(v, job_id, n)
+                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n),
+                ARRAY(SELECT e.v FROM unnest(p_end_messages, p_end_job_ids) WITH ORDINALITY AS e(v, job_id, n)
+                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n)) AS x;
+            IF v_cancelled IS NOT NULL THEN
+                PERFORM {schema}.workflow_cancel_below(v_cancelled);
+            END IF;
+            IF v_parents IS NOT NULL THEN
+                PERFORM {schema}.workflow_wake(v_parents, p_channel);
+            END IF;
+            PERFORM {schema}.complete_jobs(p_ids, p_tokens, p_states, p_run_after_ms, p_dead_reasons, p_outcomes,
+                                           p_error_codes_c, p_error_messages_c, p_attempt_deltas, p_durations_us_c,
+                                           p_require_expired);
+            COMMIT;
         END
         $$
         """

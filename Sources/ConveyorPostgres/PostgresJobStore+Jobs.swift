@@ -341,6 +341,12 @@ extension PostgresJobStore {
     /// The binds of complete_jobs: one array per field, in the order of `completions`.
     static func completionBinds(_ completions: [JobCompletion]) -> PostgresBindings {
         var binds = PostgresBindings(capacity: 11)
+        Self.appendCompletionBinds(completions, to: &binds)
+        return binds
+    }
+
+    /// Appends the 11 arrays of complete_jobs to `binds`.
+    static func appendCompletionBinds(_ completions: [JobCompletion], to binds: inout PostgresBindings) {
         binds.append(completions.map(\.lease.id.rawValue))
         binds.append(completions.map(\.lease.token))
         binds.append(completions.map(\.transition.state.rawValue))
@@ -352,7 +358,6 @@ extension PostgresJobStore {
         binds.append(completions.map { $0.transition.countsAttempt ? 0 : -1 })
         binds.append(completions.map { $0.durationMicroseconds ?? -1 })
         binds.append(completions.map(\.requireExpiredLease))
-        return binds
     }
 
     public func heartbeat(

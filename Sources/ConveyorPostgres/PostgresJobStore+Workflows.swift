@@ -220,13 +220,33 @@ extension PostgresJobStore {
     public func commit(_ work: WorkflowUnitOfWork, logger: Logger) async throws -> WorkflowCommitResult {
         guard !work.isEmpty else { return WorkflowCommitResult() }
         return try await self.run("writing workflow steps") {
-            let onlySteps =
-                work.childStarts.isEmpty && work.suspensions.isEmpty && work.endings.isEmpty
-                && work.completions.isEmpty
-            if onlySteps {
-                // The common case (steps of running workflows): one statement, committed on its own.
-                return try await self.withConnection { connection in
-                    let held = try await self.lockAndStoreSteps(work, on: connection, logger: logger)
+            let s = self.schema.quoted
+            if work.childStarts.isEmpty && work.suspensions.isEmpty {
+                // The common cases, steps of running workflows and runs that ended: one call of a procedure that
+                // commits before it answers (see migration 8).
+                var binds = self.stepBinds(work)
+                let sql: String
+                if work.endings.isEmpty && work.completions.isEmpty {
+                    sql = "CALL \(s).workflow_store_steps_committed(\(Self.placeholders(1...17)), NULL, NULL)"
+                } else {
+                    let endings = work.endings
+                    binds.append(endings.map(\.runID.rawValue))
+                    binds.append(endings.map(\.lease.id.rawValue))
+                    binds.append(endings.map(\.status.rawValue))
+                    binds.append(endings.map { $0.outputJSON ?? "" })
+                    binds.append(endings.map { $0.errorCode ?? "" })
+                    binds.append(endings.map { $0.errorMessage ?? "" })
+                    Self.appendCompletionBinds(work.completions + endings.map(Self.completion), to: &binds)
+                    binds.append(self.schema.insertChannel)
+                    // The attempt deltas ($32) are bound as bigint[]; complete_jobs takes integer[].
+                    sql = """
+                        CALL \(s).workflow_end_committed(\(Self.placeholders(1...31)), $32::integer[], $33, $34, $35,
+                                                         NULL, NULL)
+                        """
+                }
+                return try await self.withConnection { [binds] connection in
+                    let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+                    let held = try await Self.decodeHeld(rows)
                     return WorkflowCommitResult(fenced: work.leases.subtracting(held))
                 }
             }
@@ -234,6 +254,30 @@ extension PostgresJobStore {
                 try await self.commitAll(work, on: connection, logger: logger)
             }
         }
+    }
+
+    /// `$a, $a+1, …, $b`.
+    private static func placeholders(_ range: ClosedRange<Int>) -> String {
+        range.map { "$\($0)" }.joined(separator: ", ")
+    }
+
+    /// The job's result for a run that ended.
+    private static func completion(for ending: WorkflowRunEnding) -> JobCompletion {
+        JobCompletion(
+            lease: ending.lease,
+            transition: .workflowEnded(cancelled: ending.status == .cancelled, message: ending.errorMessage),
+            durationMicroseconds: ending.durationMicroseconds
+        )
+    }
+
+    private static func decodeHeld(_ rows: PostgresRowSequence) async throws -> Set<JobLease> {
+        var held = Set<JobLease>()
+        for try await (ids, tokens) in rows.decode(([Int64]?, [Int64]?).self) {
+            for (id, token) in zip(ids ?? [], tokens ?? []) {
+                held.insert(JobLease(id: JobID(id), token: token))
+            }
+        }
+        return held
     }
 
     private func commitAll(
@@ -284,13 +328,7 @@ extension PostgresJobStore {
         }
         if !endings.isEmpty {
             try await self.end(endings, on: connection, logger: logger)
-            completions += endings.map { ending in
-                JobCompletion(
-                    lease: ending.lease,
-                    transition: .workflowEnded(cancelled: ending.status == .cancelled, message: ending.errorMessage),
-                    durationMicroseconds: ending.durationMicroseconds
-                )
-            }
+            completions += endings.map(Self.completion)
         }
         if !completions.isEmpty {
             _ = try await self.complete(completions, on: connection, logger: logger)
@@ -306,9 +344,21 @@ extension PostgresJobStore {
         logger: Logger
     ) async throws -> Set<JobLease> {
         let s = self.schema.quoted
+        let binds = self.stepBinds(work)
+        // The fence and the insert, in a function of migration 8 (its comment says how they lock).
+        let sql = """
+            SELECT * FROM \(s).workflow_store_steps($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                                                   $16, $17)
+            """
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        return try await Self.decodeHeld(rows)
+    }
+
+    /// The 17 binds of workflow_store_steps: the leases `work` presents, then its steps as parallel arrays.
+    private func stepBinds(_ work: WorkflowUnitOfWork) -> PostgresBindings {
         let leases = Array(work.leases)
         let steps = work.steps
-        var binds = PostgresBindings(capacity: 17)
+        var binds = PostgresBindings(capacity: 35)
         binds.append(leases.map(\.id.rawValue))
         binds.append(leases.map(\.token))
         binds.append(steps.map(\.lease.id.rawValue))
@@ -326,19 +376,7 @@ extension PostgresJobStore {
         binds.append(steps.map { $0.wakeAfter?.wholeMilliseconds ?? -1 })
         binds.append(steps.map(\.durationMicroseconds))
         binds.append(steps.map { $0.receivedSignal ?? 0 })
-        // The fence and the insert, in a function of migration 8 (its comment says how they lock).
-        let sql = """
-            SELECT * FROM \(s).workflow_store_steps($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                                   $16, $17)
-            """
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-        var held = Set<JobLease>()
-        for try await (ids, tokens) in rows.decode(([Int64]?, [Int64]?).self) {
-            for (id, token) in zip(ids ?? [], tokens ?? []) {
-                held.insert(JobLease(id: JobID(id), token: token))
-            }
-        }
-        return held
+        return binds
     }
 
     private struct SuspensionDecision {
@@ -449,90 +487,23 @@ extension PostgresJobStore {
         }
     }
 
-    /// Makes the jobs of suspended runs runnable, after locking them (see the locking note above).
+    /// Makes the jobs of suspended runs runnable (workflow_wake, migration 8: it locks them first).
     private func wake(runs: [String], on connection: PostgresConnection, logger: Logger) async throws {
-        let s = self.schema.quoted
         var binds = PostgresBindings()
         binds.append(runs)
         binds.append(self.schema.insertChannel)
         try await connection.query(
-            PostgresQuery(
-                unsafeSQL: """
-                    WITH locked AS (
-                        SELECT j.id
-                        FROM \(s).jobs j
-                        JOIN \(s).workflow_runs r ON r.job_id = j.id
-                        WHERE r.id = ANY($1::text[])
-                        ORDER BY j.id
-                        FOR NO KEY UPDATE OF j
-                    )
-                    SELECT count(*) FROM locked
-                    """,
-                binds: binds
-            ),
-            logger: logger
-        )
-        try await connection.query(
-            PostgresQuery(
-                unsafeSQL: """
-                    WITH woken AS (
-                        UPDATE \(s).jobs j
-                        SET state = 'available', run_at = now()
-                        FROM \(s).workflow_runs r
-                        WHERE r.id = ANY($1::text[]) AND j.id = r.job_id AND j.state = 'scheduled'
-                          AND NOT r.waits_for_version
-                        RETURNING j.queue
-                    )
-                    SELECT count(pg_notify($2, q.queue)) FROM (SELECT DISTINCT w.queue FROM woken w) q
-                    """,
-                binds: binds
-            ),
+            PostgresQuery(unsafeSQL: "SELECT \(self.schema.quoted).workflow_wake($1, $2)", binds: binds),
             logger: logger
         )
     }
 
-    /// Cancels the unfinished runs below `roots` (not the roots themselves): waiting ones at once, running ones
-    /// through a cancel request.
+    /// Cancels the unfinished runs below `roots` (workflow_cancel_below, migration 8).
     private func cancelTree(below roots: [String], on connection: PostgresConnection, logger: Logger) async throws {
-        let s = self.schema.quoted
         var binds = PostgresBindings()
         binds.append(roots)
         try await connection.query(
-            PostgresQuery(
-                unsafeSQL: """
-                    WITH RECURSIVE tree AS (
-                        SELECT c.id, c.job_id FROM \(s).workflow_runs c
-                        WHERE c.parent_id = ANY($1::text[]) AND c.status IN ('running', 'waiting')
-                        UNION ALL
-                        SELECT c.id, c.job_id FROM \(s).workflow_runs c JOIN tree t ON c.parent_id = t.id
-                        WHERE c.status IN ('running', 'waiting')
-                    ),
-                    locked AS (
-                        SELECT j.id, j.state FROM \(s).jobs j JOIN tree t ON t.job_id = j.id
-                        ORDER BY j.id
-                        FOR NO KEY UPDATE OF j
-                    ),
-                    requested AS (
-                        UPDATE \(s).workflow_runs r
-                        SET cancel_requested_at = coalesce(r.cancel_requested_at, now()), updated_at = now(),
-                            status = CASE WHEN l.state = 'running' THEN r.status ELSE 'cancelled' END,
-                            finished_at = CASE WHEN l.state = 'running' THEN NULL ELSE now() END,
-                            error_code = CASE WHEN l.state = 'running' THEN NULL ELSE 'CANCELLED' END,
-                            error_message = CASE WHEN l.state = 'running' THEN NULL
-                                                 ELSE 'cancelled with its parent' END
-                        FROM tree t JOIN locked l ON l.id = t.job_id
-                        WHERE r.id = t.id
-                        RETURNING r.job_id
-                    )
-                    UPDATE \(s).jobs j
-                    SET cancel_requested_at = coalesce(j.cancel_requested_at, now()),
-                        state = CASE WHEN l.state = 'running' THEN j.state ELSE 'cancelled' END,
-                        finished_at = CASE WHEN l.state = 'running' THEN j.finished_at ELSE now() END
-                    FROM locked l
-                    WHERE j.id = l.id AND l.state IN ('running', 'available', 'scheduled', 'retryable')
-                    """,
-                binds: binds
-            ),
+            PostgresQuery(unsafeSQL: "SELECT \(self.schema.quoted).workflow_cancel_below($1)", binds: binds),
             logger: logger
         )
     }
