@@ -277,6 +277,22 @@ struct Signaller: Workflow {
     }
 }
 
+/// Fails the test unless `body` throws a ``ConveyorError`` with `code`.
+func expectCode(
+    _ code: ConveyorError.Code,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
+) async {
+    do {
+        try await body()
+        Issue.record("expected \(code), but nothing was thrown", sourceLocation: sourceLocation)
+    } catch let error as ConveyorError {
+        #expect(error.code == code, sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected \(code), got \(error)", sourceLocation: sourceLocation)
+    }
+}
+
 @Suite(.database) struct WorkflowTests {
     func waitForEnd(_ db: TestDatabase, _ id: WorkflowRunID) async throws -> WorkflowRunRecord {
         try await db.waitUntil("run \(id) ended") {
@@ -386,27 +402,14 @@ struct Signaller: Workflow {
     @Test("a signal to a run that does not exist or has ended is refused with a code")
     func signalRefusals() async throws {
         let db = try TestDatabase.get()
-        await #expect(throws: ConveyorError.self) { try await db.client.workflows.signal("nobody", "x", 1) }
-        do {
-            try await db.client.workflows.signal("nobody", "x", 1)
-        } catch let error as ConveyorError {
-            #expect(error.code == .workflowNotFound)
-        }
+        await expectCode(.workflowNotFound) { try await db.client.workflows.signal("nobody", "x", 1) }
         var registry = JobRegistry()
         registry.register(workflow: Doubler())
         try await db.client.workflows.start(Doubler.self, input: 1, options: .init(id: "done"))
         try await db.withWorker(registry) { _ in _ = try await self.waitForEnd(db, "done") }
-        do {
-            try await db.client.workflows.signal("done", "x", 1)
-            Issue.record("a signal to an ended run was accepted")
-        } catch let error as ConveyorError {
-            #expect(error.code == .invalidWorkflowState)
-        }
-        do {
+        await expectCode(.invalidWorkflowState) { try await db.client.workflows.signal("done", "x", 1) }
+        await expectCode(.malformedArguments) {
             try await db.client.workflows.signal("done", "x", payloadJSON: "{not json")
-            Issue.record("a malformed payload was accepted")
-        } catch let error as ConveyorError {
-            #expect(error.code == .malformedArguments)
         }
     }
 
@@ -689,12 +692,7 @@ struct Signaller: Workflow {
         #expect(counter.count("fixed", "a") == 0)
         #expect(counter.count("fixed", "b") == 0)
         #expect(counter.count("fixed", "c") == 1)
-        do {
-            try await db.client.workflows.fork("origin", fromStep: "zzz")
-            Issue.record("a fork from a step that does not exist was accepted")
-        } catch let error as ConveyorError {
-            #expect(error.code == .stepNotFound)
-        }
+        await expectCode(.stepNotFound) { try await db.client.workflows.fork("origin", fromStep: "zzz") }
     }
 
     @Test("patched takes the new branch for new runs and the old one for runs that stored steps beyond it")

@@ -67,6 +67,19 @@ final class WorkflowExecution: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         var attempt = 0
+        /// Stores the step as failed after `attempt` attempts, and throws the failure into the workflow.
+        func fail(_ failure: WorkflowStepFailure) async throws -> Never {
+            try await self.store(
+                name,
+                position: position,
+                kind: .step,
+                status: .failed,
+                failure: failure,
+                attempts: attempt,
+                elapsed: clock.now - start
+            )
+            throw failure
+        }
         while true {
             attempt += 1
             try Task.checkCancellation()
@@ -78,17 +91,7 @@ final class WorkflowExecution: Sendable {
                 do {
                     json = try self.encode(value, what: "the output of step \(name)")
                 } catch let error as ConveyorError {
-                    let failure = WorkflowStepFailure(step: name, code: error.code.rawValue, message: error.message)
-                    try await self.store(
-                        name,
-                        position: position,
-                        kind: .step,
-                        status: .failed,
-                        failure: failure,
-                        attempts: attempt,
-                        elapsed: clock.now - start
-                    )
-                    throw failure
+                    try await fail(WorkflowStepFailure(step: name, code: error.code.rawValue, message: error.message))
                 }
                 try await self.store(
                     name,
@@ -114,18 +117,7 @@ final class WorkflowExecution: Sendable {
                     message: ErrorText.sanitized(String(describing: error))
                 )
             }
-            guard retryable, attempt < maxAttempts else {
-                try await self.store(
-                    name,
-                    position: position,
-                    kind: .step,
-                    status: .failed,
-                    failure: failure,
-                    attempts: attempt,
-                    elapsed: clock.now - start
-                )
-                throw failure
-            }
+            guard retryable, attempt < maxAttempts else { try await fail(failure) }
             try await Task.sleep(for: retryPolicy.delay(afterAttempt: attempt, unitRandom: Double.random(in: 0..<1)))
         }
     }
