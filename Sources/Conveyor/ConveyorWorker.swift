@@ -176,21 +176,9 @@ public final class ConveyorWorker: Service, Sendable {
             configuration: self.configuration,
             logger: self.logger
         )
-        // Runs that waited for a worker with their version resume now.
-        let versions = self.registry.workflows.values.flatMap { $0.values }.map {
-            WorkflowVersion(name: $0.name, version: $0.version)
-        }
-        if !versions.isEmpty {
-            let resumed = try await self.call("resuming runs waiting for their version") { [client, logger] in
-                try await client.store.resumeWorkflowRuns(waitingFor: versions, logger: logger)
-            }
-            if resumed > 0 {
-                self.logger.info(
-                    "resumed runs that waited for a worker with their version",
-                    metadata: ["runs": "\(resumed)"]
-                )
-            }
-        }
+        // Runs that waited for a worker with their version resume now (and on every poll tick, for runs that an
+        // older worker parked while this one was starting).
+        try await self.resumeRunsWaitingForVersions()
         let runners = self.configuration.queues.sorted { $0.key < $1.key }.map { name, queue in
             QueueRunner(queue: name, slots: queue.slots, prefetch: queue.prefetch, worker: runtime)
         }
@@ -232,6 +220,7 @@ public final class ConveyorWorker: Service, Sendable {
                 background.addTask(operation: failing { try await self.reaperLoop(runtime) })
                 background.addTask { await self.supervisionLoop(runtime) }
                 background.addTask { await self.pollLoop(runners) }
+                background.addTask { await self.versionLoop() }
                 background.addTask { await runtime.workflowLoader.run() }
                 background.addTask(
                     operation: failing {
@@ -407,6 +396,38 @@ public final class ConveyorWorker: Service, Sendable {
                 return
             }
             runtime.inFlight.stopOverdue(now: clock.now)
+        }
+    }
+
+    /// Makes runs that wait for a workflow version this worker has runnable; returns how many.
+    private func resumeRunsWaitingForVersions() async throws {
+        let versions = self.registry.workflows.values.flatMap { $0.values }.map {
+            WorkflowVersion(name: $0.name, version: $0.version)
+        }
+        guard !versions.isEmpty else { return }
+        let resumed = try await self.call("resuming runs waiting for their version") { [client, logger] in
+            try await client.store.resumeWorkflowRuns(waitingFor: versions, logger: logger)
+        }
+        if resumed > 0 {
+            self.logger.info(
+                "resumed runs that waited for a worker with their version",
+                metadata: ["runs": "\(resumed)"]
+            )
+        }
+    }
+
+    /// Resumes runs waiting for this worker's workflow versions every poll interval. The query reads a partial
+    /// index that holds only such runs, so it costs nothing while there are none.
+    private func versionLoop() async {
+        guard !self.registry.workflows.isEmpty else { return }
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: self.configuration.pollInterval)
+                try await self.resumeRunsWaitingForVersions()
+            } catch {
+                if Task.isCancelled { return }
+                self.logger.debug("resuming runs waiting for their version failed", metadata: ["error": "\(error)"])
+            }
         }
     }
 

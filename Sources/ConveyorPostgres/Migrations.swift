@@ -368,6 +368,13 @@ enum Migrations {
                 Self.workflowCancelBelow,
                 Self.workflowStoreStepsCommitted,
                 Self.workflowEndCommitted,
+                Self.workflowJobCancelled,
+                """
+                CREATE TRIGGER workflow_job_cancelled BEFORE UPDATE OF state ON {schema}.jobs
+                    FOR EACH ROW
+                    WHEN (NEW.state = 'cancelled' AND OLD.state = 'running' AND NEW.kind = 'conveyor.workflow')
+                    EXECUTE FUNCTION {schema}.workflow_job_cancelled()
+                """,
             ]
         ),
     ]
@@ -487,7 +494,7 @@ enum Migrations {
     private static let workflowStoreSteps = """
         CREATE FUNCTION {schema}.workflow_store_steps(
             p_lease_ids bigint[], p_lease_tokens bigint[],
-            p_job_ids bigint[], p_run_ids text[], p_names text[], p_positions integer[], p_kinds text[],
+            p_job_ids bigint[], p_tokens bigint[], p_run_ids text[], p_names text[], p_positions integer[], p_kinds text[],
             p_statuses text[], p_outputs text[], p_error_codes text[], p_error_messages text[],
             p_attempts integer[], p_concurrent boolean[], p_wait_for text[], p_wake_after_ms bigint[],
             p_durations_us bigint[], p_signal_ids bigint[])
@@ -497,23 +504,24 @@ enum Migrations {
         BEGIN
             RETURN QUERY
             -- The rows are found by id through the primary key (a join with the unnested leases was planned,
-            -- generically, as a walk of the whole index), and each one's token is checked against its own.
+            -- generically, as a walk of the whole index). Tokens are random and never reused, so a row whose
+            -- token is among the batch's holds that very lease, even when the batch also carries an older lease
+            -- of the same job (an execution winding down after the run was fetched again).
             WITH held AS (
                 SELECT j.id, j.lease_token
                 FROM {schema}.jobs j
-                WHERE j.id = ANY(p_lease_ids)
-                  AND j.lease_token = p_lease_tokens[array_position(p_lease_ids, j.id)]
+                WHERE j.id = ANY(p_lease_ids) AND j.lease_token = ANY(p_lease_tokens)
                 ORDER BY j.id
                 FOR NO KEY UPDATE OF j
             ),
             s AS (
                 SELECT *
-                FROM unnest(p_job_ids, p_run_ids, p_names, p_positions, p_kinds, p_statuses, p_outputs,
+                FROM unnest(p_job_ids, p_tokens, p_run_ids, p_names, p_positions, p_kinds, p_statuses, p_outputs,
                             p_error_codes, p_error_messages, p_attempts, p_concurrent, p_wait_for,
                             p_wake_after_ms, p_durations_us, p_signal_ids)
-                     AS s(job_id, run_id, name, position, kind, status, output, error_code, error_message,
+                     AS s(job_id, token, run_id, name, position, kind, status, output, error_code, error_message,
                           attempts, concurrent, wait_for, wake_after_ms, duration_us, signal_id)
-                WHERE s.job_id IN (SELECT h.id FROM held h)
+                WHERE (s.job_id, s.token) IN (SELECT h.id, h.lease_token FROM held h)
             ),
             stored AS (
                 INSERT INTO {schema}.workflow_steps AS w (run_id, name, position, kind, status, output, error_code,
@@ -632,7 +640,7 @@ enum Migrations {
                     error_code = CASE WHEN l.state = 'running' THEN NULL ELSE 'CANCELLED' END,
                     error_message = CASE WHEN l.state = 'running' THEN NULL ELSE 'cancelled with its parent' END
                 FROM tree t JOIN locked l ON l.id = t.job_id
-                WHERE r.id = t.id
+                WHERE r.id = t.id AND r.status IN ('running', 'waiting')
                 RETURNING r.job_id
             ),
             jobs AS (
@@ -653,7 +661,7 @@ enum Migrations {
     /// The parameters of workflow_store_steps, as the procedures below take them first.
     private static let stepParameters = """
             p_lease_ids bigint[], p_lease_tokens bigint[],
-            p_job_ids bigint[], p_run_ids text[], p_names text[], p_positions integer[], p_kinds text[],
+            p_job_ids bigint[], p_tokens bigint[], p_run_ids text[], p_names text[], p_positions integer[], p_kinds text[],
             p_statuses text[], p_outputs text[], p_error_codes text[], p_error_messages text[],
             p_attempts integer[], p_concurrent boolean[], p_wait_for text[], p_wake_after_ms bigint[],
             p_durations_us bigint[], p_signal_ids bigint[]
@@ -662,7 +670,7 @@ enum Migrations {
     private static let storeStepsCall = """
         SELECT s.held_ids, s.held_tokens INTO held_ids, held_tokens
                 FROM {schema}.workflow_store_steps(
-                    p_lease_ids, p_lease_tokens, p_job_ids, p_run_ids, p_names, p_positions, p_kinds, p_statuses,
+                    p_lease_ids, p_lease_tokens, p_job_ids, p_tokens, p_run_ids, p_names, p_positions, p_kinds, p_statuses,
                     p_outputs, p_error_codes, p_error_messages, p_attempts, p_concurrent, p_wait_for,
                     p_wake_after_ms, p_durations_us, p_signal_ids) AS s;
         """
@@ -687,11 +695,12 @@ enum Migrations {
     private static let workflowEndCommitted = """
         CREATE PROCEDURE {schema}.workflow_end_committed(
         \(Self.stepParameters),
-            p_end_run_ids text[], p_end_job_ids bigint[], p_end_statuses text[], p_end_outputs text[],
+            p_end_run_ids text[], p_end_job_ids bigint[], p_end_tokens bigint[], p_end_statuses text[],
+            p_end_outputs text[],
             p_end_codes text[], p_end_messages text[],
-            p_ids bigint[], p_tokens bigint[], p_states text[], p_run_after_ms bigint[],
-            p_dead_reasons text[], p_outcomes text[], p_error_codes_c text[], p_error_messages_c text[],
-            p_attempt_deltas integer[], p_durations_us_c bigint[], p_require_expired boolean[],
+            p_c_ids bigint[], p_c_tokens bigint[], p_c_states text[], p_c_run_after_ms bigint[],
+            p_c_dead_reasons text[], p_c_outcomes text[], p_c_error_codes text[], p_c_error_messages text[],
+            p_c_attempt_deltas integer[], p_c_durations_us bigint[], p_c_require_expired boolean[],
             p_channel text,
             INOUT held_ids bigint[] DEFAULT NULL, INOUT held_tokens bigint[] DEFAULT NULL)
         LANGUAGE plpgsql AS $$
@@ -704,26 +713,58 @@ enum Migrations {
                    array_agg(x.id) FILTER (WHERE x.status = 'cancelled')
             INTO v_parents, v_cancelled
             FROM {schema}.workflow_end_runs(
-                ARRAY(SELECT e.run_id FROM unnest(p_end_run_ids, p_end_job_ids) WITH ORDINALITY AS e(run_id, job_id, n)
-                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n),
-                ARRAY(SELECT e.v FROM unnest(p_end_statuses, p_end_job_ids) WITH ORDINALITY AS e(v, job_id, n)
-                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n),
-                ARRAY(SELECT e.v FROM unnest(p_end_outputs, p_end_job_ids) WITH ORDINALITY AS e(v, job_id, n)
-                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n),
-                ARRAY(SELECT e.v FROM unnest(p_end_codes, p_end_job_ids) WITH ORDINALITY AS e(v, job_id, n)
-                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n),
-                ARRAY(SELECT e.v FROM unnest(p_end_messages, p_end_job_ids) WITH ORDINALITY AS e(v, job_id, n)
-                      WHERE e.job_id = ANY(held_ids) ORDER BY e.n)) AS x;
+                ARRAY(SELECT e.v FROM unnest(p_end_run_ids, p_end_job_ids, p_end_tokens) WITH ORDINALITY
+                                      AS e(v, job_id, token, n)
+                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
+                      ORDER BY e.n),
+                ARRAY(SELECT e.v FROM unnest(p_end_statuses, p_end_job_ids, p_end_tokens) WITH ORDINALITY
+                                      AS e(v, job_id, token, n)
+                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
+                      ORDER BY e.n),
+                ARRAY(SELECT e.v FROM unnest(p_end_outputs, p_end_job_ids, p_end_tokens) WITH ORDINALITY
+                                      AS e(v, job_id, token, n)
+                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
+                      ORDER BY e.n),
+                ARRAY(SELECT e.v FROM unnest(p_end_codes, p_end_job_ids, p_end_tokens) WITH ORDINALITY
+                                      AS e(v, job_id, token, n)
+                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
+                      ORDER BY e.n),
+                ARRAY(SELECT e.v FROM unnest(p_end_messages, p_end_job_ids, p_end_tokens) WITH ORDINALITY
+                                      AS e(v, job_id, token, n)
+                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
+                      ORDER BY e.n)) AS x;
             IF v_cancelled IS NOT NULL THEN
                 PERFORM {schema}.workflow_cancel_below(v_cancelled);
             END IF;
             IF v_parents IS NOT NULL THEN
                 PERFORM {schema}.workflow_wake(v_parents, p_channel);
             END IF;
-            PERFORM {schema}.complete_jobs(p_ids, p_tokens, p_states, p_run_after_ms, p_dead_reasons, p_outcomes,
-                                           p_error_codes_c, p_error_messages_c, p_attempt_deltas, p_durations_us_c,
-                                           p_require_expired);
+            PERFORM {schema}.complete_jobs(p_c_ids, p_c_tokens, p_c_states, p_c_run_after_ms, p_c_dead_reasons,
+                                           p_c_outcomes, p_c_error_codes, p_c_error_messages, p_c_attempt_deltas,
+                                           p_c_durations_us, p_c_require_expired);
             COMMIT;
+        END
+        $$
+        """
+
+    /// Keeps a cancel request from ending a run's job behind the run's back. complete_jobs (migration 7) turns the
+    /// result of an attempt whose job was asked to cancel into `cancelled`; for a run's job whose execution was
+    /// released at shutdown or lost its lease before a heartbeat saw the request, that would leave the run
+    /// `running` for good. Such a job becomes available instead, and its next execution sees the request and ends
+    /// the run, its children and its parent's wait as a cancel does. A run that has ended is left alone (an
+    /// execution that ended its run cancelled wrote the run first).
+    private static let workflowJobCancelled = """
+        CREATE FUNCTION {schema}.workflow_job_cancelled()
+        RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM {schema}.workflow_runs r
+                       WHERE r.id = NEW.args ->> 'run' AND r.status IN ('running', 'waiting')) THEN
+                NEW.state := 'available';
+                NEW.run_at := now();
+                NEW.finished_at := NULL;
+            END IF;
+            RETURN NEW;
         END
         $$
         """

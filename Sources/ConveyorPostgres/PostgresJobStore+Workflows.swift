@@ -227,20 +227,21 @@ extension PostgresJobStore {
                 var binds = self.stepBinds(work)
                 let sql: String
                 if work.endings.isEmpty && work.completions.isEmpty {
-                    sql = "CALL \(s).workflow_store_steps_committed(\(Self.placeholders(1...17)), NULL, NULL)"
+                    sql = "CALL \(s).workflow_store_steps_committed(\(Self.placeholders(1...18)), NULL, NULL)"
                 } else {
                     let endings = work.endings
                     binds.append(endings.map(\.runID.rawValue))
                     binds.append(endings.map(\.lease.id.rawValue))
+                    binds.append(endings.map(\.lease.token))
                     binds.append(endings.map(\.status.rawValue))
                     binds.append(endings.map { $0.outputJSON ?? "" })
                     binds.append(endings.map { $0.errorCode ?? "" })
                     binds.append(endings.map { $0.errorMessage ?? "" })
                     Self.appendCompletionBinds(work.completions + endings.map(Self.completion), to: &binds)
                     binds.append(self.schema.insertChannel)
-                    // The attempt deltas ($32) are bound as bigint[]; complete_jobs takes integer[].
+                    // The attempt deltas ($34) are bound as bigint[]; complete_jobs takes integer[].
                     sql = """
-                        CALL \(s).workflow_end_committed(\(Self.placeholders(1...31)), $32::integer[], $33, $34, $35,
+                        CALL \(s).workflow_end_committed(\(Self.placeholders(1...33)), $34::integer[], $35, $36, $37,
                                                          NULL, NULL)
                         """
                 }
@@ -295,16 +296,23 @@ extension PostgresJobStore {
                 if result.parentID != start.run.parentID { conflicting.insert(start.run.id) }
             }
         }
-        var endings = work.endings.filter { held.contains($0.lease) }
+        // Endings first: a parent suspending in this batch then sees its child's end (its check comes after, in
+        // this transaction), and a child suspending below a parent cancelled in this batch sees the cancel.
+        let endings = work.endings.filter { held.contains($0.lease) }
         var completions = work.completions.filter { held.contains($0.lease) }
+        if !endings.isEmpty {
+            try await self.end(endings, on: connection, logger: logger)
+            completions += endings.map(Self.completion)
+        }
         let suspensions = work.suspensions.filter { held.contains($0.lease) }
         var wakeAfter: [WorkflowRunID: Duration] = [:]
         if !suspensions.isEmpty {
             let decided = try await self.suspend(suspensions, on: connection, logger: logger)
+            var cancelled: [WorkflowRunEnding] = []
             for suspension in suspensions {
                 guard let decision = decided[suspension.runID] else { continue }
                 if decision.cancelled {
-                    endings.append(
+                    cancelled.append(
                         WorkflowRunEnding(
                             lease: suspension.lease,
                             runID: suspension.runID,
@@ -325,10 +333,10 @@ extension PostgresJobStore {
                     )
                 }
             }
-        }
-        if !endings.isEmpty {
-            try await self.end(endings, on: connection, logger: logger)
-            completions += endings.map(Self.completion)
+            if !cancelled.isEmpty {
+                try await self.end(cancelled, on: connection, logger: logger)
+                completions += cancelled.map(Self.completion)
+            }
         }
         if !completions.isEmpty {
             _ = try await self.complete(completions, on: connection, logger: logger)
@@ -347,14 +355,13 @@ extension PostgresJobStore {
         let binds = self.stepBinds(work)
         // The fence and the insert, in a function of migration 8 (its comment says how they lock).
         let sql = """
-            SELECT * FROM \(s).workflow_store_steps($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                                   $16, $17)
+            SELECT * FROM \(s).workflow_store_steps(\(Self.placeholders(1...18)))
             """
         let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
         return try await Self.decodeHeld(rows)
     }
 
-    /// The 17 binds of workflow_store_steps: the leases `work` presents, then its steps as parallel arrays.
+    /// The 18 binds of workflow_store_steps: the leases `work` presents, then its steps as parallel arrays.
     private func stepBinds(_ work: WorkflowUnitOfWork) -> PostgresBindings {
         let leases = Array(work.leases)
         let steps = work.steps
@@ -362,6 +369,7 @@ extension PostgresJobStore {
         binds.append(leases.map(\.id.rawValue))
         binds.append(leases.map(\.token))
         binds.append(steps.map(\.lease.id.rawValue))
+        binds.append(steps.map(\.lease.token))
         binds.append(steps.map(\.runID.rawValue))
         binds.append(steps.map(\.name))
         binds.append(steps.map { Int32(clamping: $0.position) })
@@ -445,7 +453,10 @@ extension PostgresJobStore {
         for try await (id, cancelled, ready, wakeMilliseconds) in rows.decode((String, Bool, Bool, Int64?).self) {
             let runID = WorkflowRunID(id)
             let runAfter: Duration
-            let hasTimer = ready || (forVersion[runID] != true && wakeMilliseconds != nil)
+            let waitsForVersion = forVersion[runID] == true
+            // A run waiting for its version is woken by a worker that has it, never by a signal.
+            let ready = ready && !waitsForVersion
+            let hasTimer = ready || (!waitsForVersion && wakeMilliseconds != nil)
             if ready {
                 runAfter = .zero
             } else if !hasTimer {
@@ -589,6 +600,19 @@ extension PostgresJobStore {
             return try await self.committed(logger: logger) { connection in
                 var binds = PostgresBindings()
                 binds.append(id.rawValue)
+                // The job row is locked first (see the locking note above), then the run and job are read again
+                // in a statement of their own: one that just ended while this waited for the lock is seen ended.
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT j.id FROM \(s).jobs j
+                            WHERE j.id = (SELECT r.job_id FROM \(s).workflow_runs r WHERE r.id = $1)
+                            FOR NO KEY UPDATE
+                            """,
+                        binds: binds
+                    ),
+                    logger: logger
+                )
                 let rows = try await connection.query(
                     PostgresQuery(
                         unsafeSQL: """
@@ -596,7 +620,6 @@ extension PostgresJobStore {
                             FROM \(s).workflow_runs r
                             JOIN \(s).jobs j ON j.id = r.job_id
                             WHERE r.id = $1
-                            FOR NO KEY UPDATE OF j
                             """,
                         binds: binds
                     ),
@@ -618,7 +641,7 @@ extension PostgresJobStore {
                                         finished_at = CASE WHEN $2 THEN NULL ELSE now() END,
                                         error_code = CASE WHEN $2 THEN NULL ELSE 'CANCELLED' END,
                                         error_message = CASE WHEN $2 THEN NULL ELSE 'cancelled by a client' END
-                                    WHERE r.id = $1
+                                    WHERE r.id = $1 AND r.status IN ('running', 'waiting')
                                     RETURNING r.job_id
                                 )
                                 UPDATE \(s).jobs j

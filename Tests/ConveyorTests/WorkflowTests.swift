@@ -751,4 +751,35 @@ func expectCode(
             #expect(sender.steps.map(\.name) == ["signal:receiver/go"])
         }
     }
+
+    @Test("a run asked to cancel whose worker shuts down before it sees the request still ends cancelled")
+    func cancelSurvivesShutdown() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(workflow: Endless(sawCancellation: Gate()))
+        try await db.client.workflows.start(Endless.self, input: 1, options: .init(id: "cancel-at-shutdown"))
+        // No heartbeat within the test: the request is not seen while the first worker runs.
+        try await db.withWorker(
+            registry,
+            configure: {
+                $0.leaseDuration = .seconds(7200)
+                $0.heartbeatInterval = .seconds(3600)
+                $0.shutdownGracePeriod = .milliseconds(100)
+            }
+        ) { _ in
+            try await db.waitUntil("the step runs") {
+                try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'") == 1
+            }
+            let asked = try await db.client.workflows.cancel("cancel-at-shutdown")
+            #expect(asked.status == .running)
+        }
+        // The release at shutdown met the cancel request: the job went back to available (not cancelled behind
+        // the run's back), and the next execution ends the run.
+        #expect(try await db.client.workflows.get("cancel-at-shutdown")?.status.isFinished == false)
+        try await db.withWorker(registry) { _ in
+            let run = try await self.waitForEnd(db, "cancel-at-shutdown")
+            #expect(run.status == .cancelled)
+        }
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'cancelled'") == 1)
+    }
 }

@@ -136,6 +136,7 @@ extension WorkerRuntime {
         }
         if state.replay.isSuspending || thrown is WorkflowSuspended {
             var unit = WorkflowUnitOfWork()
+            unit.steps = state.takeWaits()
             unit.suspensions.append(
                 WorkflowSuspension(
                     lease: lease,

@@ -1,6 +1,7 @@
 import ConveyorCore
 import Foundation
 import Logging
+import Synchronization
 
 /// One execution of a run on a worker: its lease, its replay state, and the writes it makes.
 final class WorkflowExecution: Sendable {
@@ -10,6 +11,7 @@ final class WorkflowExecution: Sendable {
     let replay: WorkflowReplay
     let writer: WorkflowWriter
     let maximumOutputBytes: Int
+    private let waits = Mutex<[WorkflowStepWrite]>([])
 
     init(
         lease: JobLease,
@@ -93,16 +95,18 @@ final class WorkflowExecution: Sendable {
                 } catch let error as ConveyorError {
                     try await fail(WorkflowStepFailure(step: name, code: error.code.rawValue, message: error.message))
                 }
-                try await self.store(
-                    name,
+                // Outside the attempt's error handling: a write the database refuses fails the run with its code
+                // instead of running the body again.
+                try await self.storeOutput(
+                    json,
+                    of: name,
                     position: position,
-                    kind: .step,
-                    status: .completed,
-                    outputJSON: json,
                     attempts: attempt,
                     elapsed: clock.now - start
                 )
                 return value
+            } catch let stored as StepOutcomeStored {
+                throw stored.error
             } catch let failed as WorkflowStepFailure where failed.step == name {
                 throw failed
             } catch is StepTimedOut {
@@ -119,6 +123,30 @@ final class WorkflowExecution: Sendable {
             }
             guard retryable, attempt < maxAttempts else { try await fail(failure) }
             try await Task.sleep(for: retryPolicy.delay(afterAttempt: attempt, unitRandom: Double.random(in: 0..<1)))
+        }
+    }
+
+    /// Stores a step's output; what the write throws comes out wrapped in ``StepOutcomeStored``, so that the
+    /// attempt's error handling passes it on instead of retrying the body.
+    private func storeOutput(
+        _ json: String,
+        of name: String,
+        position: Int,
+        attempts: Int,
+        elapsed: Duration
+    ) async throws {
+        do {
+            try await self.store(
+                name,
+                position: position,
+                kind: .step,
+                status: .completed,
+                outputJSON: json,
+                attempts: attempts,
+                elapsed: elapsed
+            )
+        } catch {
+            throw StepOutcomeStored(error: error)
         }
     }
 
@@ -178,24 +206,28 @@ final class WorkflowExecution: Sendable {
         _ = try await self.writer.write(unit)
     }
 
-    /// Stores a wait that has not ended, without waiting for the write: the suspension that follows is written
-    /// after it, in order.
+    /// Keeps a wait that has not ended, to be stored with the suspension that follows, in its transaction.
     func storeWaiting(_ name: String, position: Int, kind: WorkflowStepKind, waitFor: String?, wakeAfter: Duration?) {
-        var unit = WorkflowUnitOfWork()
-        unit.steps.append(
-            WorkflowStepWrite(
-                lease: self.lease,
-                runID: self.runID,
-                name: name,
-                position: position,
-                kind: kind,
-                status: .waiting,
-                concurrent: self.replay.isConcurrent(name),
-                waitFor: waitFor,
-                wakeAfter: wakeAfter
-            )
+        let step = WorkflowStepWrite(
+            lease: self.lease,
+            runID: self.runID,
+            name: name,
+            position: position,
+            kind: kind,
+            status: .waiting,
+            concurrent: self.replay.isConcurrent(name),
+            waitFor: waitFor,
+            wakeAfter: wakeAfter
         )
-        self.writer.submit(unit) { _ in }
+        self.waits.withLock { $0.append(step) }
+    }
+
+    /// The waits kept by ``storeWaiting(_:position:kind:waitFor:wakeAfter:)``, once.
+    func takeWaits() -> [WorkflowStepWrite] {
+        self.waits.withLock { waits in
+            defer { waits = [] }
+            return waits
+        }
     }
 
     /// Starts a child run and stores the parent's wait for it, in one transaction.
@@ -239,3 +271,8 @@ struct WorkflowLeaseLost: Error {}
 
 /// A step attempt ran past its timeout.
 struct StepTimedOut: Error {}
+
+/// Carries the error of a step's own write past the retry handling of its attempts.
+struct StepOutcomeStored: Error {
+    var error: any Error
+}

@@ -6,7 +6,9 @@ import Synchronization
 /// in this execution. A new step is stored with its index as its position. When the run resumes, a call is matched
 /// to its stored step by name, and its position is checked: reaching another name where a stored step stands is
 /// `NON_DETERMINISTIC`, as is reaching a stored name at another position. Steps that ran beside others (`async let`,
-/// task groups) may start in any order, so a stored step marked concurrent matches at any position.
+/// task groups) may start in any order, so a stored step marked concurrent matches at any position. A call is
+/// concurrent when it is made from a task other than the workflow's own, or while another call of the run is in
+/// progress.
 final class WorkflowReplay: Sendable {
     enum Begun {
         /// The call was stored by an earlier execution.
@@ -29,8 +31,12 @@ final class WorkflowReplay: Sendable {
     }
 
     private let state: Mutex<State>
+    /// The task that runs the workflow: a durable call made from any other task (an `async let`, a task group's
+    /// child) runs beside the workflow's own code, and is stored as concurrent.
+    private let rootTask: Int?
 
     init(_ run: WorkflowExecutionState) {
+        self.rootTask = withUnsafeCurrentTask { $0?.hashValue }
         var nameAtPosition: [Int: String] = [:]
         for step in run.steps where step.kind != .patch {
             nameAtPosition[step.position] = step.name
@@ -60,6 +66,9 @@ final class WorkflowReplay: Sendable {
             }
             let index = state.nextIndex
             state.nextIndex += 1
+            if withUnsafeCurrentTask(body: { $0?.hashValue }) != self.rootTask {
+                state.concurrent.insert(name)
+            }
             if !state.running.isEmpty {
                 // Beside another call of this run: neither position is fixed.
                 state.concurrent.insert(name)

@@ -89,7 +89,12 @@ final class WorkflowWriter: Sendable {
     {
         let accepted = self.buffer.withLock { buffer -> Bool in
             guard !buffer.stopped else { return false }
-            buffer.pending.append(Entry(unit: unit, leases: unit.leases, done: done))
+            // A split batch can end with a fatal error after one half was written: `done` runs once, whatever
+            // the paths that reach it.
+            let once = OnceFlag()
+            buffer.pending.append(
+                Entry(unit: unit, leases: unit.leases, done: { result in if once.claim() { done(result) } })
+            )
             return true
         }
         guard accepted else {
@@ -251,5 +256,18 @@ extension WorkflowUnitOfWork {
     var runIDs: String {
         Set(self.steps.map(\.runID) + self.suspensions.map(\.runID) + self.endings.map(\.runID))
             .map(\.rawValue).sorted().joined(separator: ",")
+    }
+}
+
+/// A flag that is claimed once.
+final class OnceFlag: Sendable {
+    private let claimed = Mutex(false)
+
+    /// `true` the first time only.
+    func claim() -> Bool {
+        self.claimed.withLock { claimed in
+            defer { claimed = true }
+            return !claimed
+        }
     }
 }
