@@ -11,26 +11,32 @@ import Testing
     }
 
     /// Runs `conveyor` with `arguments` (and the test database's URL and schema) to its end.
+    ///
+    /// Its output goes to files, read once it exited: reading a pipe while it runs would block one of the few
+    /// threads that every test's tasks share (and starve other tests' heartbeats) for as long as it runs.
     static func conveyor(_ db: TestDatabase, _ arguments: [String]) async throws -> Ran {
+        let base = NSTemporaryDirectory() + "conveyor-cli-\(UUID().uuidString)"
+        let (outPath, errPath) = (base + ".out", base + ".err")
+        defer {
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.removeItem(atPath: errPath)
+        }
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         let process = Process()
         process.executableURL = WorkerProcess.executable
         process.arguments = arguments + ["--database-url", db.url, "--schema", db.schema]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardInput = FileHandle.nullDevice
         let exited = Gate()
         process.terminationHandler = { _ in exited.open() }
         try process.run()
-        // Read while it runs, so that a full pipe never blocks it.
-        async let out = output.fileHandleForReading.readToEnd()
-        async let err = errors.fileHandleForReading.readToEnd()
-        let (outData, errData) = try await (out, err)
         await exited.wait()
         return Ran(
             status: process.terminationStatus,
-            output: String(decoding: outData ?? Data(), as: UTF8.self),
-            errors: String(decoding: errData ?? Data(), as: UTF8.self)
+            output: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+            errors: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
         )
     }
 
