@@ -709,30 +709,21 @@ enum Migrations {
             v_cancelled text[];
         BEGIN
             \(Self.storeStepsCall)
+            -- Only the endings whose lease is held are recorded.
+            WITH e AS (
+                SELECT *
+                FROM unnest(p_end_run_ids, p_end_job_ids, p_end_tokens, p_end_statuses, p_end_outputs, p_end_codes,
+                            p_end_messages) WITH ORDINALITY
+                     AS e(run_id, job_id, token, status, output, code, message, n)
+                WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
+            )
             SELECT array_agg(x.parent_id) FILTER (WHERE x.parent_id IS NOT NULL),
                    array_agg(x.id) FILTER (WHERE x.status = 'cancelled')
             INTO v_parents, v_cancelled
             FROM {schema}.workflow_end_runs(
-                ARRAY(SELECT e.v FROM unnest(p_end_run_ids, p_end_job_ids, p_end_tokens) WITH ORDINALITY
-                                      AS e(v, job_id, token, n)
-                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
-                      ORDER BY e.n),
-                ARRAY(SELECT e.v FROM unnest(p_end_statuses, p_end_job_ids, p_end_tokens) WITH ORDINALITY
-                                      AS e(v, job_id, token, n)
-                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
-                      ORDER BY e.n),
-                ARRAY(SELECT e.v FROM unnest(p_end_outputs, p_end_job_ids, p_end_tokens) WITH ORDINALITY
-                                      AS e(v, job_id, token, n)
-                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
-                      ORDER BY e.n),
-                ARRAY(SELECT e.v FROM unnest(p_end_codes, p_end_job_ids, p_end_tokens) WITH ORDINALITY
-                                      AS e(v, job_id, token, n)
-                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
-                      ORDER BY e.n),
-                ARRAY(SELECT e.v FROM unnest(p_end_messages, p_end_job_ids, p_end_tokens) WITH ORDINALITY
-                                      AS e(v, job_id, token, n)
-                      WHERE (e.job_id, e.token) IN (SELECT h.id, h.t FROM unnest(held_ids, held_tokens) AS h(id, t))
-                      ORDER BY e.n)) AS x;
+                ARRAY(SELECT e.run_id FROM e ORDER BY e.n), ARRAY(SELECT e.status FROM e ORDER BY e.n),
+                ARRAY(SELECT e.output FROM e ORDER BY e.n), ARRAY(SELECT e.code FROM e ORDER BY e.n),
+                ARRAY(SELECT e.message FROM e ORDER BY e.n)) AS x;
             IF v_cancelled IS NOT NULL THEN
                 PERFORM {schema}.workflow_cancel_below(v_cancelled);
             END IF;
