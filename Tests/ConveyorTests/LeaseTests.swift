@@ -151,13 +151,14 @@ import Testing
     func heartbeatsKeepTheLease() async throws {
         let db = try TestDatabase.get()
         var registry = JobRegistry()
-        // The job runs twice as long as a lease; ten heartbeats per lease leave room for a loaded machine.
-        registry.register(Echo.self) { _, _ in try await Task.sleep(for: .seconds(2)) }
+        // The job runs twice as long as a lease; thirty heartbeats per lease leave room for a loaded machine (with
+        // a one-second lease, the full suite's process and crash tests starved it past its lease on CI).
+        registry.register(Echo.self) { _, _ in try await Task.sleep(for: .seconds(6)) }
         let enqueued = try await db.client.jobs.enqueue(Echo(value: 1))
         try await db.withWorker(
             registry,
             configure: {
-                $0.leaseDuration = .seconds(1)
+                $0.leaseDuration = .seconds(3)
                 $0.heartbeatInterval = .milliseconds(100)
                 $0.reaperInterval = .milliseconds(50)
             }
