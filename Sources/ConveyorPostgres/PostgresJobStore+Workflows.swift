@@ -423,7 +423,7 @@ extension PostgresJobStore {
         let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
-                    SELECT r.id, r.cancel_requested_at IS NOT NULL,
+                    SELECT r.id, r.queue, r.cancel_requested_at IS NOT NULL,
                            EXISTS (SELECT 1
                                    FROM \(s).workflow_steps w
                                    JOIN \(s).workflow_signals g
@@ -450,7 +450,10 @@ extension PostgresJobStore {
             suspensions.map { ($0.runID, $0.waitsForVersion) },
             uniquingKeysWith: { first, _ in first }
         )
-        for try await (id, cancelled, ready, wakeMilliseconds) in rows.decode((String, Bool, Bool, Int64?).self) {
+        var runnableQueues: Set<String> = []
+        for try await (id, queue, cancelled, ready, wakeMilliseconds) in rows.decode(
+            (String, String, Bool, Bool, Int64?).self
+        ) {
             let runID = WorkflowRunID(id)
             let runAfter: Duration
             let waitsForVersion = forVersion[runID] == true
@@ -466,6 +469,12 @@ extension PostgresJobStore {
                 runAfter = .milliseconds(max(0, wakeMilliseconds ?? 0))
             }
             decided[runID] = SuspensionDecision(runAfter: runAfter, cancelled: cancelled, hasTimer: hasTimer)
+            if runAfter == .zero, !cancelled { runnableQueues.insert(queue) }
+        }
+        // A run that is runnable at once (a signal or child end came first, or its timer is due) wakes the workers
+        // of its queue when this commits; without that it would wait for a poll.
+        if !runnableQueues.isEmpty {
+            try await self.notify(queues: runnableQueues.sorted(), on: connection, logger: logger)
         }
         return decided
     }

@@ -267,6 +267,21 @@ struct Endless: Workflow {
     }
 }
 
+/// Holds a step open until the test lets it go, then waits for a signal.
+struct HeldThenSignal: Workflow {
+    static let name = "test.held-then-signal"
+    var running: Gate
+    var release: Gate
+
+    func run(_ input: Int, context: WorkflowContext) async throws -> Int {
+        try await context.step("hold") {
+            running.open()
+            await release.wait()
+        }
+        return try await context.waitForSignal("go", as: Int.self)
+    }
+}
+
 /// Signals another run from a step.
 struct Signaller: Workflow {
     static let name = "test.signaller"
@@ -781,5 +796,24 @@ func expectCode(
             #expect(run.status == .cancelled)
         }
         #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'cancelled'") == 1)
+    }
+
+    @Test("a signal that arrives while the run executes, before it suspends, resumes it without a poll")
+    func signalDuringExecutionResumesRun() async throws {
+        let db = try TestDatabase.get()
+        let running = Gate()
+        let release = Gate()
+        var registry = JobRegistry()
+        registry.register(workflow: HeldThenSignal(running: running, release: release))
+        try await db.client.workflows.start(HeldThenSignal.self, input: 1, options: .init(id: "held"))
+        // A poll an hour away: only the suspension's own decision can make the run runnable again.
+        try await db.withWorker(registry, configure: { $0.pollInterval = .seconds(3600) }) { _ in
+            await running.wait()
+            // The execution loaded the run before this signal existed; it finds it only at its suspension.
+            try await db.client.workflows.signal("held", "go", 9)
+            release.open()
+            let run = try await self.waitForEnd(db, "held")
+            #expect(try run.output(as: Int.self) == 9)
+        }
     }
 }
