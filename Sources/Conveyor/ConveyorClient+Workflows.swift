@@ -88,7 +88,11 @@ extension ConveyorClient {
             options: WorkflowOptions
         ) throws -> NewWorkflowRun {
             try Self.checkNames(name: W.name, options: options)
-            let inputJSON = try Self.encode(input, limit: self.client.configuration.maximumArgumentBytes)
+            let inputJSON = try WorkflowCoding.encode(
+                input,
+                limit: self.client.configuration.maximumArgumentBytes,
+                what: "the input of \(W.name)"
+            )
             return NewWorkflowRun(
                 id: try (options.id ?? .generate()).validated(),
                 name: W.name,
@@ -105,7 +109,11 @@ extension ConveyorClient {
         ///
         /// - Throws: `WORKFLOW_NOT_FOUND`; `INVALID_WORKFLOW_STATE` when the run has ended.
         public func signal<Payload: Encodable>(_ id: WorkflowRunID, _ name: String, _ payload: Payload) async throws {
-            let json = try Self.encode(payload, limit: self.client.configuration.maximumArgumentBytes)
+            let json = try WorkflowCoding.encode(
+                payload,
+                limit: self.client.configuration.maximumArgumentBytes,
+                what: "the payload of signal \(name)"
+            )
             try await self.signal(id, name, payloadJSON: json)
         }
 
@@ -154,20 +162,6 @@ extension ConveyorClient {
                 newID: try (newID ?? .generate()).validated(),
                 logger: self.client.logger
             )
-        }
-
-        private static func encode<Value: Encodable>(_ value: Value, limit: Int) throws -> String {
-            let json: String
-            do {
-                json = String(decoding: try WorkflowCoding.encoder.encode(value), as: UTF8.self)
-            } catch {
-                throw ConveyorError(.malformedArguments, "cannot encode the value", underlying: error)
-            }
-            guard json.utf8.count <= limit else {
-                throw ConveyorError(.outputTooLarge, "the value is \(json.utf8.count) bytes; the limit is \(limit)")
-            }
-            try JSONValidation.checkNoNUL(json)
-            return json
         }
     }
 }

@@ -153,8 +153,9 @@ final class WorkerRuntime: Sendable {
         self.finish(job, result: .released, entry: self.registry.entry(for: job.kind), elapsed: .zero)
     }
 
+    /// Applies policy to `result` and hands the job's transition to the completer.
     @discardableResult
-    private func finish(
+    func finish(
         _ job: FetchedJob,
         result: AttemptResult,
         entry: JobRegistry.Entry?,

@@ -14,7 +14,12 @@ extension WorkerRuntime {
         withUnsafeCurrentTask { task in execution.begin(deadline: nil, task: task) }
         guard let runID = WorkflowJob.runID(fromArguments: job.argumentsJSON) else {
             _ = execution.markFinished()
-            self.finishJob(job, .malformedArguments(message: "a workflow job's arguments must be {\"run\": id}"))
+            self.finish(
+                job,
+                result: .malformedArguments(message: "a workflow job's arguments must be {\"run\": id}"),
+                entry: nil,
+                elapsed: .zero
+            )
             return
         }
         let run: WorkflowExecutionState?
@@ -32,7 +37,12 @@ extension WorkerRuntime {
         }
         guard let run else {
             _ = execution.markFinished()
-            self.finishJob(job, .malformedArguments(message: "workflow run \(runID) does not exist"))
+            self.finish(
+                job,
+                result: .malformedArguments(message: "workflow run \(runID) does not exist"),
+                entry: nil,
+                elapsed: .zero
+            )
             return
         }
         func end(_ status: WorkflowRunStatus, output: String? = nil, code: String? = nil, message: String? = nil) {
@@ -175,22 +185,5 @@ extension WorkerRuntime {
                 stager.expect(submitted + wakeAfter)
             }
         }
-    }
-
-    /// Writes a result for a workflow job that never ran a workflow (its run is missing or unreadable).
-    private func finishJob(_ job: FetchedJob, _ result: AttemptResult) {
-        self.completer.add(
-            JobCompletion(
-                lease: JobLease(id: job.id, token: job.leaseToken),
-                transition: JobTransition.after(
-                    result,
-                    attempt: job.attempt,
-                    maxAttempts: job.maxAttempts,
-                    retryPolicy: .default,
-                    unitRandom: 0
-                ),
-                durationMicroseconds: 0
-            )
-        )
     }
 }

@@ -159,7 +159,20 @@ public final class WorkflowContext: Sendable {
             return try self.replayed(stored, as: Payload.self)
         case .stored(let stored):
             position = stored.position
-            if self.execution.replay.takeSignalPeek(named: signal) == nil, stored.isDue {
+        case .new(let newPosition):
+            position = newPosition
+        }
+        guard let received = self.execution.replay.takeSignal(named: signal) else {
+            switch begun {
+            case .new:
+                self.execution.storeWaiting(
+                    name,
+                    position: position,
+                    kind: .signal,
+                    waitFor: signal,
+                    wakeAfter: timeout
+                )
+            case .stored(let stored) where stored.isDue:
                 let failure = WorkflowStepFailure(
                     step: name,
                     code: "SIGNAL_TIMEOUT",
@@ -174,19 +187,8 @@ public final class WorkflowContext: Sendable {
                     waitFor: signal
                 )
                 throw failure
-            }
-        case .new(let newPosition):
-            position = newPosition
-        }
-        guard let received = self.execution.replay.takeSignal(named: signal) else {
-            if case .new = begun {
-                self.execution.storeWaiting(
-                    name,
-                    position: position,
-                    kind: .signal,
-                    waitFor: signal,
-                    wakeAfter: timeout
-                )
+            case .stored:
+                break
             }
             throw self.execution.suspend()
         }
@@ -346,4 +348,24 @@ enum WorkflowCoding {
         return encoder
     }()
     static let decoder = JSONDecoder()
+
+    /// Encodes a value a run stores (an input, an output, a payload), within `limit` bytes.
+    ///
+    /// - Throws: `OUTPUT_TOO_LARGE` over the limit; `MALFORMED_ARGUMENTS` when it does not encode, or contains the
+    ///   NUL character (which PostgreSQL's jsonb refuses).
+    static func encode<Value: Encodable>(_ value: Value, limit: Int, what: String) throws -> String {
+        let json: String
+        do {
+            json = String(decoding: try Self.encoder.encode(value), as: UTF8.self)
+        } catch {
+            throw ConveyorError(.malformedArguments, "cannot encode \(what)", underlying: error)
+        }
+        guard json.utf8.count <= limit else {
+            throw ConveyorError(.outputTooLarge, "\(what) is \(json.utf8.count) bytes; the limit is \(limit)")
+        }
+        if JSONValidation.containsEscapedNUL(json) {
+            throw ConveyorError(.malformedArguments, "\(what) must not contain the NUL character (\\u0000)")
+        }
+        return json
+    }
 }

@@ -34,27 +34,9 @@ final class WorkflowExecution: Sendable {
         return WorkflowSuspended()
     }
 
-    /// Encodes a value a run stores, within the output cap.
-    ///
-    /// - Throws: `OUTPUT_TOO_LARGE` over the cap; `MALFORMED_ARGUMENTS` when it does not encode, or contains the NUL
-    ///   character (which PostgreSQL's jsonb refuses).
+    /// Encodes a value a run stores, within the output cap (see ``WorkflowCoding/encode(_:limit:what:)``).
     func encode<Value: Encodable>(_ value: Value, what: String) throws -> String {
-        let json: String
-        do {
-            json = String(decoding: try WorkflowCoding.encoder.encode(value), as: UTF8.self)
-        } catch {
-            throw ConveyorError(.malformedArguments, "cannot encode \(what)", underlying: error)
-        }
-        guard json.utf8.count <= self.maximumOutputBytes else {
-            throw ConveyorError(
-                .outputTooLarge,
-                "\(what) is \(json.utf8.count) bytes; the limit is \(self.maximumOutputBytes)"
-            )
-        }
-        if JSONValidation.containsEscapedNUL(json) {
-            throw ConveyorError(.malformedArguments, "\(what) must not contain the NUL character (\\u0000)")
-        }
-        return json
+        try WorkflowCoding.encode(value, limit: self.maximumOutputBytes, what: what)
     }
 
     /// Runs a new step's attempts and stores the outcome.

@@ -128,11 +128,6 @@ final class WorkflowReplay: Sendable {
         }
     }
 
-    /// Whether a signal called `name` is waiting, without taking it.
-    func takeSignalPeek(named name: String) -> PendingWorkflowSignal? {
-        self.state.withLock { state in state.signals.first(where: { $0.name == name }) }
-    }
-
     func child(_ id: WorkflowRunID) -> WorkflowChildState? {
         self.state.withLock { $0.children[id] }
     }
