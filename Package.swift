@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Conveyor", targets: ["Conveyor"]),
         .library(name: "ConveyorPostgres", targets: ["ConveyorPostgres"]),
         .library(name: "ConveyorLocalPostgres", targets: ["ConveyorLocalPostgres"]),
+        .library(name: "ConveyorHTTP", targets: ["ConveyorHTTP"]),
         .executable(name: "conveyor", targets: ["ConveyorCLI"]),
         .executable(name: "receipt-server", targets: ["ReceiptServer"]),
     ],
@@ -52,6 +53,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The admin API and dashboard, as a Hummingbird RouteCollection.
+        .target(
+            name: "ConveyorHTTP",
+            dependencies: [
+                "Conveyor",
+                "ConveyorCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ConveyorLocalPostgres",
             dependencies: [
@@ -66,7 +79,9 @@ let package = Package(
                 "ConveyorCore",
                 "ConveyorPostgres",
                 "ConveyorLocalPostgres",
+                "ConveyorHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -104,6 +119,9 @@ let package = Package(
                 "ConveyorCore",
                 "ConveyorPostgres",
                 "ConveyorLocalPostgres",
+                "ConveyorHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

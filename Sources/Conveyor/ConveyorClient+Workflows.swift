@@ -108,22 +108,38 @@ extension ConveyorClient {
         /// a run suspended on it resumes at once.
         ///
         /// - Throws: `WORKFLOW_NOT_FOUND`; `INVALID_WORKFLOW_STATE` when the run has ended.
-        public func signal<Payload: Encodable>(_ id: WorkflowRunID, _ name: String, _ payload: Payload) async throws {
+        public func signal<Payload: Encodable>(
+            _ id: WorkflowRunID,
+            _ name: String,
+            _ payload: Payload,
+            by performer: String? = nil
+        ) async throws {
             let json = try WorkflowCoding.encode(
                 payload,
                 limit: self.client.configuration.maximumArgumentBytes,
                 what: "the payload of signal \(name)"
             )
-            try await self.signal(id, name, payloadJSON: json)
+            try await self.signal(id, name, payloadJSON: json, by: performer)
         }
 
         /// Sends a signal whose payload is JSON text (checked before it is sent).
-        public func signal(_ id: WorkflowRunID, _ name: String, payloadJSON: String) async throws {
+        public func signal(
+            _ id: WorkflowRunID,
+            _ name: String,
+            payloadJSON: String,
+            by performer: String? = nil
+        ) async throws {
             if let violation = NameValidation.checkLabel(name) {
                 throw ConveyorError(.invalidOption, "signal name \(violation.explanation)")
             }
             try Self.checkJSON(payloadJSON, limit: self.client.configuration.maximumArgumentBytes)
-            try await self.client.store.signal(id, name: name, payloadJSON: payloadJSON, logger: self.client.logger)
+            try await self.client.store.signal(
+                id,
+                name: name,
+                payloadJSON: payloadJSON,
+                by: performer,
+                logger: self.client.logger
+            )
         }
 
         /// Reads a run with its steps; `nil` when no run has the id.
@@ -141,8 +157,8 @@ extension ConveyorClient {
         ///
         /// - Throws: `WORKFLOW_NOT_FOUND`.
         @discardableResult
-        public func cancel(_ id: WorkflowRunID) async throws -> WorkflowRunRecord {
-            try await self.client.store.cancelWorkflowRun(id, logger: self.client.logger)
+        public func cancel(_ id: WorkflowRunID, by performer: String? = nil) async throws -> WorkflowRunRecord {
+            try await self.client.store.cancelWorkflowRun(id, by: performer, logger: self.client.logger)
         }
 
         /// Starts a new run that reuses the stored outputs of `id`'s steps before `step` and runs from there on
@@ -154,12 +170,14 @@ extension ConveyorClient {
         public func fork(
             _ id: WorkflowRunID,
             fromStep step: String,
-            newID: WorkflowRunID? = nil
+            newID: WorkflowRunID? = nil,
+            by performer: String? = nil
         ) async throws -> StartedWorkflowRun {
             try await self.client.store.forkWorkflowRun(
                 id,
                 fromStep: step,
                 newID: try (newID ?? .generate()).validated(),
+                by: performer,
                 logger: self.client.logger
             )
         }

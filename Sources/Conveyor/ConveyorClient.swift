@@ -250,8 +250,8 @@ extension ConveyorClient {
         ///
         /// - Throws: `JOB_NOT_FOUND`.
         @discardableResult
-        public func cancel(_ id: JobID) async throws -> JobRecord {
-            try await self.client.store.cancel(id, logger: self.client.logger)
+        public func cancel(_ id: JobID, by performer: String? = nil) async throws -> JobRecord {
+            try await self.client.store.cancel(id, by: performer, logger: self.client.logger)
         }
 
         /// Moves a dead-lettered (or cancelled) job back to `available`, allowing one more attempt. Its history and
@@ -260,8 +260,8 @@ extension ConveyorClient {
         /// - Throws: `JOB_NOT_FOUND`; `INVALID_JOB_STATE` when the job is not `discarded` or `cancelled`;
         ///   `DUPLICATE_JOB` when its unique key is held by another job now.
         @discardableResult
-        public func retry(_ id: JobID) async throws -> JobRecord {
-            try await self.client.store.retry(id, logger: self.client.logger)
+        public func retry(_ id: JobID, by performer: String? = nil) async throws -> JobRecord {
+            try await self.client.store.retry(id, by: performer, logger: self.client.logger)
         }
 
         /// Enqueues a new job with the same kind, arguments and options as a finished job; the new job's `replayOf`
@@ -269,25 +269,26 @@ extension ConveyorClient {
         ///
         /// - Throws: `JOB_NOT_FOUND`; `INVALID_JOB_STATE` when the original has not finished.
         @discardableResult
-        public func replay(_ id: JobID) async throws -> EnqueuedJob {
-            try await self.client.store.replay(id, logger: self.client.logger)
+        public func replay(_ id: JobID, by performer: String? = nil) async throws -> EnqueuedJob {
+            try await self.client.store.replay(id, by: performer, logger: self.client.logger)
         }
     }
 
-    /// Pause, resume and inspect queues.
+    /// Pause, resume and inspect queues. `performer` names who acts (recorded in the queue's events); pass what
+    /// your audit needs, such as a user name.
     public struct Queues: Sendable {
         let client: ConveyorClient
 
         /// Stops every worker from fetching jobs of `queue`; running jobs finish normally.
-        public func pause(_ queue: String) async throws {
+        public func pause(_ queue: String, by performer: String? = nil) async throws {
             try Self.validate(queue)
-            try await self.client.store.setQueuePaused(queue, paused: true, logger: self.client.logger)
+            try await self.client.store.setQueuePaused(queue, paused: true, by: performer, logger: self.client.logger)
         }
 
         /// Lets workers fetch from `queue` again.
-        public func resume(_ queue: String) async throws {
+        public func resume(_ queue: String, by performer: String? = nil) async throws {
             try Self.validate(queue)
-            try await self.client.store.setQueuePaused(queue, paused: false, logger: self.client.logger)
+            try await self.client.store.setQueuePaused(queue, paused: false, by: performer, logger: self.client.logger)
         }
 
         /// Every known queue with counts of its available, scheduled, retryable, running and dead-lettered jobs

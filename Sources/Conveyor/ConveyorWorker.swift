@@ -221,6 +221,7 @@ public final class ConveyorWorker: Service, Sendable {
                 background.addTask { await self.supervisionLoop(runtime) }
                 background.addTask { await self.pollLoop(runners) }
                 background.addTask { await self.versionLoop() }
+                background.addTask { await self.presenceLoop() }
                 background.addTask { await runtime.workflowLoader.run() }
                 background.addTask(
                     operation: failing {
@@ -250,9 +251,11 @@ public final class ConveyorWorker: Service, Sendable {
                 background.cancelAll()
             }
         } catch {
+            await self.leave()
             self.logger.error("worker stopped by an error", metadata: ["error": "\(String(reflecting: error))"])
             throw error
         }
+        await self.leave()
         self.logger.info("worker stopped")
     }
 
@@ -413,6 +416,48 @@ public final class ConveyorWorker: Service, Sendable {
                 "resumed runs that waited for a worker with their version",
                 metadata: ["runs": "\(resumed)"]
             )
+        }
+    }
+
+    /// Upserts this process's row in the workers table at start and every heartbeat interval, so that operators
+    /// and explanations see which queues and kinds live workers serve. A failed write is logged and tried again on
+    /// the next tick: presence is for operators, and never stops the work.
+    private func presenceLoop() async {
+        let presence = WorkerPresence(
+            id: self.configuration.workerID,
+            queues: self.configuration.queues.mapValues(\.slots),
+            kinds: self.registry.kinds,
+            workflows: self.registry.workflowVersions
+        )
+        while !Task.isCancelled {
+            do {
+                try await self.call("registering the worker") { [client, logger] in
+                    try await client.store.registerWorker(presence, logger: logger)
+                }
+            } catch {
+                if Task.isCancelled { return }
+                self.logger.debug("registering the worker failed", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await Task.sleep(for: self.configuration.heartbeatInterval)
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// Deletes this process's presence row on the way out (best effort: a row left behind stops counting as live
+    /// once its heartbeat is old).
+    private func leave() async {
+        do {
+            // At most a second: shutdown with the database down must not wait for this.
+            let bound = min(self.configuration.databaseTimeout, .seconds(1))
+            try await BoundedCall.run(timeout: bound, "removing the worker's presence") {
+                [client, configuration, logger] in
+                try await client.store.removeWorker(id: configuration.workerID, logger: logger)
+            }
+        } catch {
+            self.logger.debug("removing the worker's presence failed", metadata: ["error": "\(error)"])
         }
     }
 

@@ -62,16 +62,16 @@ public protocol JobStore: Sendable {
 
     /// Cancels a job: at once when it is not running; a running job gets a cancel request that its worker sees at
     /// the next heartbeat. Finished jobs are left as they are.
-    func cancel(_ id: JobID, logger: Logger) async throws -> JobRecord
+    func cancel(_ id: JobID, by performer: String?, logger: Logger) async throws -> JobRecord
 
     /// Moves a `discarded` or `cancelled` job back to `available` with one more attempt allowed.
-    func retry(_ id: JobID, logger: Logger) async throws -> JobRecord
+    func retry(_ id: JobID, by performer: String?, logger: Logger) async throws -> JobRecord
 
     /// Inserts a copy of a finished job that points at the original through `replay_of`.
-    func replay(_ id: JobID, logger: Logger) async throws -> EnqueuedJob
+    func replay(_ id: JobID, by performer: String?, logger: Logger) async throws -> EnqueuedJob
 
     /// Pauses or resumes fetching from a queue for every worker.
-    func setQueuePaused(_ queue: String, paused: Bool, logger: Logger) async throws
+    func setQueuePaused(_ queue: String, paused: Bool, by performer: String?, logger: Logger) async throws
 
     /// Every queue that has unfinished or dead-lettered jobs, or a pause record, with counts of its `available`,
     /// `scheduled`, `retryable`, `running` and `discarded` jobs. Finished jobs (`completed`, `cancelled`) are not
@@ -116,11 +116,22 @@ public protocol JobStore: Sendable {
     /// Stores a signal for a run and makes a suspended run runnable.
     ///
     /// - Throws: `WORKFLOW_NOT_FOUND`; `INVALID_WORKFLOW_STATE` when the run has ended.
-    func signal(_ id: WorkflowRunID, name: String, payloadJSON: String, logger: Logger) async throws
+    func signal(
+        _ id: WorkflowRunID,
+        name: String,
+        payloadJSON: String,
+        by performer: String?,
+        logger: Logger
+    ) async throws
 
     /// Cancels a run and every unfinished run below it: a waiting run at once, a running one through a cancel
     /// request its worker sees at the next heartbeat. Ended runs are left as they are.
-    func cancelWorkflowRun(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowRunRecord
+    func cancelWorkflowRun(
+        _ id: WorkflowRunID,
+        by performer: String?,
+        logger: Logger
+    ) async throws
+        -> WorkflowRunRecord
 
     /// Starts a run `newID` that copies run `id` (its workflow, version, input, queue and namespace) with the
     /// outputs of the steps stored before step `step`, and points back at it through `forked_from`.
@@ -130,6 +141,7 @@ public protocol JobStore: Sendable {
         _ id: WorkflowRunID,
         fromStep step: String,
         newID: WorkflowRunID,
+        by performer: String?,
         logger: Logger
     )
         async throws -> StartedWorkflowRun
@@ -142,6 +154,54 @@ public protocol JobStore: Sendable {
 
     /// Lists runs newest first, without their steps, one page at a time.
     func workflowRuns(matching filter: WorkflowRunFilter, logger: Logger) async throws -> WorkflowRunPage
+
+    // MARK: Operations
+
+    /// The most recent `limit` events of a subject, oldest first.
+    func events(for subject: EventSubject, limit: Int, logger: Logger) async throws -> [EventRecord]
+
+    /// Upserts a worker's presence row with the database's time as its heartbeat, and deletes rows whose heartbeat
+    /// is a day old (workers that crashed).
+    func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws
+
+    /// Deletes a worker's presence row (on shutdown).
+    func removeWorker(id: String, logger: Logger) async throws
+
+    /// Workers whose last heartbeat is within `heartbeatWithin` of the database's time.
+    func workers(heartbeatWithin: Duration, logger: Logger) async throws -> [WorkerPresence]
+
+    /// One queue with its counts, as in ``queues(logger:)``; `nil` when it has no unfinished or dead-lettered
+    /// job and no pause record.
+    func queue(named name: String, logger: Logger) async throws -> QueueInfo?
+
+    /// How many available jobs of the job's queue come before it in fetch order (priority, run time, id), counted
+    /// up to `limit`.
+    func jobsAhead(of job: JobRecord, limit: Int, logger: Logger) async throws -> Int
+
+    /// The database's clock: explanations and timelines compare stored times with it, not with this process's.
+    func databaseNow(logger: Logger) async throws -> Date
+
+    /// The migration versions applied to the schema (empty when it has none) and the newest this build knows.
+    func schemaStatus(logger: Logger) async throws -> SchemaStatus
+
+    /// Dead-lettered jobs per reason, counted through the index of dead-lettered jobs only.
+    func deadLetterCounts(logger: Logger) async throws -> [DeadLetterReason: Int]
+}
+
+/// Which migrations a schema has, beside the ones this build knows.
+public struct SchemaStatus: Sendable, Hashable {
+    public var applied: [Int]
+    public var latestKnown: Int
+
+    public init(applied: [Int], latestKnown: Int) {
+        self.applied = applied
+        self.latestKnown = latestKnown
+    }
+
+    /// Every known migration is applied, and none that this build does not know.
+    public var isCurrent: Bool { self.applied.max() == self.latestKnown }
+    /// The schema was migrated by a newer build.
+    public var isNewer: Bool { (self.applied.max() ?? 0) > self.latestKnown }
 }
 
 /// A job leased to a worker by ``JobStore/fetch(queue:limit:workerID:leaseDuration:logger:)``.
@@ -252,6 +312,10 @@ public struct JobFilter: Sendable, Hashable {
     public var kind: String?
     public var namespace: String?
     public var tag: String?
+    /// Only jobs created at or after this time.
+    public var createdAfter: Date?
+    /// Only jobs created before this time.
+    public var createdBefore: Date?
     /// Page size, 1–1000 (default 50).
     public var limit: Int
     /// The ``JobPage/nextCursor`` of the previous page.
@@ -263,6 +327,8 @@ public struct JobFilter: Sendable, Hashable {
         kind: String? = nil,
         namespace: String? = nil,
         tag: String? = nil,
+        createdAfter: Date? = nil,
+        createdBefore: Date? = nil,
         limit: Int = 50,
         cursor: String? = nil
     ) {
@@ -271,6 +337,8 @@ public struct JobFilter: Sendable, Hashable {
         self.kind = kind
         self.namespace = namespace
         self.tag = tag
+        self.createdAfter = createdAfter
+        self.createdBefore = createdBefore
         self.limit = limit
         self.cursor = cursor
     }
@@ -311,11 +379,22 @@ public struct JobPage: Sendable {
 public struct QueueInfo: Sendable, Hashable {
     public var name: String
     public var isPaused: Bool
+    /// When the queue was paused, and by whom (see ``EventRecord/performedBy``).
+    public var pausedAt: Date?
+    public var pausedBy: String?
     public var counts: [JobState: Int]
 
-    public init(name: String, isPaused: Bool, counts: [JobState: Int]) {
+    public init(
+        name: String,
+        isPaused: Bool,
+        pausedAt: Date? = nil,
+        pausedBy: String? = nil,
+        counts: [JobState: Int]
+    ) {
         self.name = name
         self.isPaused = isPaused
+        self.pausedAt = pausedAt
+        self.pausedBy = pausedBy
         self.counts = counts
     }
 }

@@ -181,7 +181,8 @@ struct RetryCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let id = JobID(self.id)
-            let job = try await self.database.withClient { client in try await client.jobs.retry(id) }
+            let job = try await self.database.withClient { client in try await client.jobs.retry(id, by: Performer.cli)
+            }
             print("job \(job.id) is \(job.state.rawValue) (attempt \(job.attempt) of \(job.maxAttempts))")
         }
     }
@@ -199,7 +200,9 @@ struct ReplayCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let id = JobID(self.id)
-            let replay = try await self.database.withClient { client in try await client.jobs.replay(id) }
+            let replay = try await self.database.withClient { client in
+                try await client.jobs.replay(id, by: Performer.cli)
+            }
             print("enqueued job \(replay.id) replaying job \(id)")
         }
     }
@@ -217,7 +220,8 @@ struct CancelCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let id = JobID(self.id)
-            let job = try await self.database.withClient { client in try await client.jobs.cancel(id) }
+            let job = try await self.database.withClient { client in try await client.jobs.cancel(id, by: Performer.cli)
+            }
             switch job.state {
             case .cancelled: print("job \(id) cancelled")
             case .running: print("job \(id) is running; its worker was asked to stop it")
@@ -267,7 +271,9 @@ struct QueuesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                try await self.database.withClient { client in try await client.queues.pause(self.queue) }
+                try await self.database.withClient { client in
+                    try await client.queues.pause(self.queue, by: Performer.cli)
+                }
                 print("queue \(self.queue) paused")
             }
         }
@@ -280,7 +286,9 @@ struct QueuesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                try await self.database.withClient { client in try await client.queues.resume(self.queue) }
+                try await self.database.withClient { client in
+                    try await client.queues.resume(self.queue, by: Performer.cli)
+                }
                 print("queue \(self.queue) resumed")
             }
         }

@@ -122,7 +122,12 @@ struct WorkflowsCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 try await self.database.withClient { client in
-                    try await client.workflows.signal(WorkflowRunID(self.id), self.name, payloadJSON: self.payload)
+                    try await client.workflows.signal(
+                        WorkflowRunID(self.id),
+                        self.name,
+                        payloadJSON: self.payload,
+                        by: Performer.cli
+                    )
                 }
                 print("sent \(self.name) to run \(self.id)")
             }
@@ -138,7 +143,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let run = try await self.database.withClient { client in
-                    try await client.workflows.cancel(WorkflowRunID(self.id))
+                    try await client.workflows.cancel(WorkflowRunID(self.id), by: Performer.cli)
                 }
                 print(
                     run.status == .cancelled
@@ -167,7 +172,8 @@ struct WorkflowsCommand: AsyncParsableCommand {
                     try await client.workflows.fork(
                         WorkflowRunID(self.id),
                         fromStep: self.fromStep,
-                        newID: self.newID.map { WorkflowRunID($0) }
+                        newID: self.newID.map { WorkflowRunID($0) },
+                        by: Performer.cli
                     )
                 }
                 print("started run \(started.id), forked from \(self.id) at step \(self.fromStep)")

@@ -377,6 +377,44 @@ enum Migrations {
                 """,
             ]
         ),
+        Migration(
+            version: 9,
+            name: "events and worker presence",
+            statements: [
+                // Append-only: one row per state change that a job's attempt history does not hold, and per
+                // operator action (cancel, retry, replay, pause, resume, signal, fork), written in the transaction
+                // of the change it records. The columns are the audit log's format: a log partitioned by month
+                // (on `at`) takes these rows over as they are. Attempts stay in `jobs.attempts`, written by the
+                // completer in the same statement as the result, so the hot path writes no extra row.
+                """
+                CREATE TABLE {schema}.events (
+                    id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    at           timestamptz NOT NULL DEFAULT now(),
+                    subject      text        NOT NULL CHECK (subject IN ('job', 'queue', 'workflow')),
+                    subject_id   text        NOT NULL,
+                    action       text        NOT NULL,
+                    from_state   text,
+                    to_state     text,
+                    performed_by text,
+                    details      jsonb       NOT NULL DEFAULT '{}'
+                )
+                """,
+                "CREATE INDEX events_subject ON {schema}.events (subject, subject_id, id)",
+                "ALTER TABLE {schema}.queues ADD COLUMN paused_by text",
+                // Live worker processes: each one upserts its row every heartbeat interval and deletes it when it
+                // stops. Explain reads it to tell "no worker serves this queue" from "every slot is busy".
+                """
+                CREATE TABLE {schema}.workers (
+                    id           text        PRIMARY KEY,
+                    queues       jsonb       NOT NULL,
+                    kinds        text[]      NOT NULL,
+                    workflows    text[]      NOT NULL,
+                    started_at   timestamptz NOT NULL DEFAULT now(),
+                    heartbeat_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+            ]
+        ),
     ]
 
     /// Moves due scheduled and retryable jobs to available, at most `p_limit` of them, oldest run time first, and

@@ -24,7 +24,7 @@ extension PostgresJobStore {
             }
         }
         return try await self.run("listing jobs") {
-            var binds = PostgresBindings(capacity: 7)
+            var binds = PostgresBindings(capacity: 9)
             binds.append(filter.states.map(\.rawValue))
             binds.append(filter.queue ?? "")
             binds.append(filter.kind ?? "")
@@ -32,6 +32,8 @@ extension PostgresJobStore {
             binds.append(filter.tag ?? "")
             binds.append(cursor?.rawValue ?? 0)
             binds.append(filter.limit + 1)
+            binds.append(filter.createdAfter)
+            binds.append(filter.createdBefore)
             var jobs = try await self.jobRecords(self.statements.list, binds: binds, logger: logger)
             var next: String?
             if jobs.count > filter.limit {
@@ -42,10 +44,11 @@ extension PostgresJobStore {
         }
     }
 
-    public func cancel(_ id: JobID, logger: Logger) async throws -> JobRecord {
+    public func cancel(_ id: JobID, by performer: String?, logger: Logger) async throws -> JobRecord {
         try await self.run("cancelling job \(id)") {
             var binds = PostgresBindings()
             binds.append(id.rawValue)
+            binds.append(performer)
             let cancelled = try await self.committed(logger: logger) { [binds] connection in
                 let rows = try await connection.query(
                     PostgresQuery(unsafeSQL: self.statements.cancel, binds: binds),
@@ -61,11 +64,12 @@ extension PostgresJobStore {
         }
     }
 
-    public func retry(_ id: JobID, logger: Logger) async throws -> JobRecord {
+    public func retry(_ id: JobID, by performer: String?, logger: Logger) async throws -> JobRecord {
         try await self.run("retrying job \(id)") {
             try await self.committed(logger: logger) { connection in
                 var binds = PostgresBindings()
                 binds.append(id.rawValue)
+                binds.append(performer)
                 let rows = try await connection.query(
                     PostgresQuery(unsafeSQL: self.statements.retry, binds: binds),
                     logger: logger
@@ -85,11 +89,12 @@ extension PostgresJobStore {
         }
     }
 
-    public func replay(_ id: JobID, logger: Logger) async throws -> EnqueuedJob {
+    public func replay(_ id: JobID, by performer: String?, logger: Logger) async throws -> EnqueuedJob {
         try await self.run("replaying job \(id)") {
             try await self.committed(logger: logger) { connection in
                 var binds = PostgresBindings()
                 binds.append(id.rawValue)
+                binds.append(performer)
                 let rows = try await connection.query(
                     PostgresQuery(unsafeSQL: self.statements.replay, binds: binds),
                     logger: logger
@@ -109,12 +114,13 @@ extension PostgresJobStore {
         }
     }
 
-    public func setQueuePaused(_ queue: String, paused: Bool, logger: Logger) async throws {
+    public func setQueuePaused(_ queue: String, paused: Bool, by performer: String?, logger: Logger) async throws {
         try await self.run(paused ? "pausing queue" : "resuming queue") {
             try await self.committed(logger: logger) { connection in
                 var binds = PostgresBindings()
                 binds.append(queue)
                 binds.append(paused)
+                binds.append(performer)
                 try await connection.query(
                     PostgresQuery(unsafeSQL: self.statements.pause, binds: binds),
                     logger: logger
@@ -128,21 +134,45 @@ extension PostgresJobStore {
 
     public func queues(logger: Logger) async throws -> [QueueInfo] {
         try await self.run("listing queues") {
-            var infos: [String: QueueInfo] = [:]
-            let paused = try await self.client.query(PostgresQuery(unsafeSQL: self.statements.pausedQueues))
-            for try await (name, isPaused) in paused.decode((String, Bool).self) {
-                infos[name] = QueueInfo(name: name, isPaused: isPaused, counts: [:])
-            }
-            let counts = try await self.client.query(PostgresQuery(unsafeSQL: self.statements.queueCounts))
-            for try await (queue, state, count) in counts.decode((String, String, Int).self) {
-                var info = infos[queue] ?? QueueInfo(name: queue, isPaused: false, counts: [:])
-                if let state = JobState(rawValue: state) {
-                    info.counts[state] = count
-                }
-                infos[queue] = info
-            }
-            return infos.values.sorted { $0.name < $1.name }
+            try await self.queueInfos(only: nil, logger: logger)
         }
+    }
+
+    public func queue(named name: String, logger: Logger) async throws -> QueueInfo? {
+        try await self.run("reading queue \(name)") {
+            try await self.queueInfos(only: name, logger: logger).first
+        }
+    }
+
+    private func queueInfos(only name: String?, logger: Logger) async throws -> [QueueInfo] {
+        var binds = PostgresBindings()
+        binds.append(name ?? "")
+        var infos: [String: QueueInfo] = [:]
+        let paused = try await self.client.query(
+            PostgresQuery(unsafeSQL: self.statements.pausedQueues, binds: binds),
+            logger: logger
+        )
+        for try await (name, pausedAt, pausedBy) in paused.decode((String, Date?, String?).self) {
+            infos[name] = QueueInfo(
+                name: name,
+                isPaused: pausedAt != nil,
+                pausedAt: pausedAt,
+                pausedBy: pausedBy,
+                counts: [:]
+            )
+        }
+        let counts = try await self.client.query(
+            PostgresQuery(unsafeSQL: self.statements.queueCounts, binds: binds),
+            logger: logger
+        )
+        for try await (queue, state, count) in counts.decode((String, String, Int).self) {
+            var info = infos[queue] ?? QueueInfo(name: queue, isPaused: false, counts: [:])
+            if let state = JobState(rawValue: state) {
+                info.counts[state] = count
+            }
+            infos[queue] = info
+        }
+        return infos.values.sorted { $0.name < $1.name }
     }
 
     public func runnableCounts(logger: Logger) async throws -> [String: Int] {

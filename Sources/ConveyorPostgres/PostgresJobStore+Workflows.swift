@@ -554,7 +554,13 @@ extension PostgresJobStore {
 
     // MARK: Signals, cancel, versions
 
-    public func signal(_ id: WorkflowRunID, name: String, payloadJSON: String, logger: Logger) async throws {
+    public func signal(
+        _ id: WorkflowRunID,
+        name: String,
+        payloadJSON: String,
+        by performer: String?,
+        logger: Logger
+    ) async throws {
         try await self.run("signalling workflow run \(id)") {
             let s = self.schema.quoted
             try await self.committed(logger: logger) { connection in
@@ -599,11 +605,27 @@ extension PostgresJobStore {
                     logger: logger
                 )
                 try await self.wake(runs: [id.rawValue], on: connection, logger: logger)
+                try await self.recordEvent(
+                    .workflow(id),
+                    .signalled,
+                    from: status,
+                    to: nil,
+                    by: performer,
+                    details: ["name": name],
+                    on: connection,
+                    logger: logger
+                )
             }
         }
     }
 
-    public func cancelWorkflowRun(_ id: WorkflowRunID, logger: Logger) async throws -> WorkflowRunRecord {
+    public func cancelWorkflowRun(
+        _ id: WorkflowRunID,
+        by performer: String?,
+        logger: Logger
+    ) async throws
+        -> WorkflowRunRecord
+    {
         try await self.run("cancelling workflow run \(id)") {
             let s = self.schema.quoted
             return try await self.committed(logger: logger) { connection in
@@ -669,6 +691,15 @@ extension PostgresJobStore {
                         ),
                         logger: logger
                     )
+                    try await self.recordEvent(
+                        .workflow(id),
+                        running ? .cancelRequested : .cancelled,
+                        from: found.status,
+                        to: running ? found.status : WorkflowRunStatus.cancelled.rawValue,
+                        by: performer,
+                        on: connection,
+                        logger: logger
+                    )
                     if !running {
                         try await self.cancelTree(below: [id.rawValue], on: connection, logger: logger)
                         if let parent = found.parent {
@@ -688,6 +719,7 @@ extension PostgresJobStore {
         _ id: WorkflowRunID,
         fromStep step: String,
         newID: WorkflowRunID,
+        by performer: String?,
         logger: Logger
     ) async throws -> StartedWorkflowRun {
         try await self.run("forking workflow run \(id)") {
@@ -736,6 +768,16 @@ extension PostgresJobStore {
                             """,
                         binds: binds
                     ),
+                    logger: logger
+                )
+                try await self.recordEvent(
+                    .workflow(id),
+                    .forked,
+                    from: nil,
+                    to: nil,
+                    by: performer,
+                    details: ["fork": newID.rawValue, "step": step],
+                    on: connection,
                     logger: logger
                 )
                 return started.started

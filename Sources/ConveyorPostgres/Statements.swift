@@ -128,65 +128,115 @@ struct Statements: Sendable {
               AND ($4 = '' OR namespace = $4)
               AND ($5 = '' OR $5 = ANY(tags))
               AND ($6 = 0 OR id < $6)
+              AND ($8::timestamptz IS NULL OR created_at >= $8)
+              AND ($9::timestamptz IS NULL OR created_at < $9)
             ORDER BY id DESC
             LIMIT $7
             """
 
         // A job that is not running is cancelled at once; a running one gets a request that its worker sees on
-        // its next heartbeat. SET expressions read the row as it was before the update.
+        // its next heartbeat. `old` locks the row first, so the state it reads (the event's from_state) is the one
+        // the update changes, even when another statement changed it meanwhile. The event is written by the same
+        // statement (migration 9).
         self.cancel = """
-            UPDATE \(s).jobs
-            SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
-                finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
-                cancel_requested_at = CASE WHEN state = 'running' THEN now() ELSE cancel_requested_at END
-            WHERE id = $1 AND state IN ('scheduled', 'available', 'retryable', 'running')
-            RETURNING \(columns)
+            WITH old AS (
+                SELECT id AS old_id, state AS old_state
+                FROM \(s).jobs
+                WHERE id = $1 AND state IN ('scheduled', 'available', 'retryable', 'running')
+                FOR UPDATE
+            ),
+            changed AS (
+                UPDATE \(s).jobs j
+                SET state = CASE WHEN j.state = 'running' THEN j.state ELSE 'cancelled' END,
+                    finished_at = CASE WHEN j.state = 'running' THEN j.finished_at ELSE now() END,
+                    cancel_requested_at = CASE WHEN j.state = 'running' THEN now() ELSE j.cancel_requested_at END
+                FROM old
+                WHERE j.id = old.old_id
+                RETURNING \(columns), old.old_state
+            ),
+            event AS (
+                INSERT INTO \(s).events (subject, subject_id, action, from_state, to_state, performed_by)
+                SELECT 'job', id::text, CASE WHEN old_state = 'running' THEN 'cancel_requested' ELSE 'cancelled' END,
+                       old_state, state, $2
+                FROM changed
+            )
+            SELECT \(columns) FROM changed
             """
 
         self.retry = """
-            UPDATE \(s).jobs
-            SET state = 'available',
-                run_at = now(),
-                finished_at = NULL,
-                dead_reason = NULL,
-                cancel_requested_at = NULL,
-                max_attempts = greatest(max_attempts, attempt + 1)
-            WHERE id = $1 AND state IN ('discarded', 'cancelled')
-            RETURNING \(columns)
+            WITH old AS (
+                SELECT id AS old_id, state AS old_state
+                FROM \(s).jobs
+                WHERE id = $1 AND state IN ('discarded', 'cancelled')
+                FOR UPDATE
+            ),
+            changed AS (
+                UPDATE \(s).jobs j
+                SET state = 'available',
+                    run_at = now(),
+                    finished_at = NULL,
+                    dead_reason = NULL,
+                    cancel_requested_at = NULL,
+                    max_attempts = greatest(j.max_attempts, j.attempt + 1)
+                FROM old
+                WHERE j.id = old.old_id
+                RETURNING \(columns), old.old_state
+            ),
+            event AS (
+                INSERT INTO \(s).events (subject, subject_id, action, from_state, to_state, performed_by)
+                SELECT 'job', id::text, 'retried', old_state, state, $2 FROM changed
+            )
+            SELECT \(columns) FROM changed
             """
 
         // The replay is a new job: fresh attempts, no unique key (the original may still hold it), and a pointer
-        // back to the original, which is left untouched.
+        // back to the original, which is left untouched but for an event that names the replay.
         self.replay = """
-            INSERT INTO \(s).jobs (kind, queue, namespace, args, priority, state, run_at, max_attempts, timeout_ms,
-                                   tags, replay_of)
-            SELECT kind, queue, namespace, args, priority, 'available', now(), max_attempts, timeout_ms, tags, id
-            FROM \(s).jobs
-            WHERE id = $1 AND state IN ('completed', 'cancelled', 'discarded')
-            RETURNING id, queue
+            WITH new AS (
+                INSERT INTO \(s).jobs (kind, queue, namespace, args, priority, state, run_at, max_attempts,
+                                       timeout_ms, tags, replay_of)
+                SELECT kind, queue, namespace, args, priority, 'available', now(), max_attempts, timeout_ms, tags, id
+                FROM \(s).jobs
+                WHERE id = $1 AND state IN ('completed', 'cancelled', 'discarded')
+                RETURNING id, queue, replay_of
+            ),
+            event AS (
+                INSERT INTO \(s).events (subject, subject_id, action, performed_by, details)
+                SELECT 'job', replay_of::text, 'replayed', $2, jsonb_build_object('replay', id::text) FROM new
+            )
+            SELECT id, queue FROM new
             """
 
         self.notify = "SELECT pg_notify($1, queue) FROM unnest($2::text[]) AS q(queue)"
 
         self.pause = """
-            INSERT INTO \(s).queues (name, paused_at, updated_at)
-            VALUES ($1, CASE WHEN $2::bool THEN now() END, now())
-            ON CONFLICT (name) DO UPDATE SET paused_at = excluded.paused_at, updated_at = now()
+            WITH queue AS (
+                INSERT INTO \(s).queues (name, paused_at, paused_by, updated_at)
+                VALUES ($1, CASE WHEN $2::bool THEN now() END, CASE WHEN $2::bool THEN $3 END, now())
+                ON CONFLICT (name) DO UPDATE
+                SET paused_at = excluded.paused_at, paused_by = excluded.paused_by, updated_at = now()
+            )
+            INSERT INTO \(s).events (subject, subject_id, action, performed_by)
+            VALUES ('queue', $1, CASE WHEN $2::bool THEN 'paused' ELSE 'resumed' END, $3)
             """
 
         // Counts of the states that have a partial index of their own, one scan per index, so the cost follows
         // the jobs waiting, running or dead-lettered and never the finished ones (a table of millions of completed
         // jobs was grouped whole on every call). Completed and cancelled jobs are not counted here.
         self.queueCounts = """
-            SELECT queue, state, count(*) FROM \(s).jobs WHERE state = 'available' GROUP BY queue, state
+            SELECT queue, state, count(*) FROM \(s).jobs
+            WHERE state = 'available' AND ($1 = '' OR queue = $1) GROUP BY queue, state
             UNION ALL
-            SELECT queue, state, count(*) FROM \(s).jobs WHERE state IN ('scheduled', 'retryable') GROUP BY queue, state
+            SELECT queue, state, count(*) FROM \(s).jobs
+            WHERE state IN ('scheduled', 'retryable') AND ($1 = '' OR queue = $1) GROUP BY queue, state
             UNION ALL
-            SELECT queue, state, count(*) FROM \(s).jobs WHERE state = 'running' GROUP BY queue, state
+            SELECT queue, state, count(*) FROM \(s).jobs
+            WHERE state = 'running' AND ($1 = '' OR queue = $1) GROUP BY queue, state
             UNION ALL
-            SELECT queue, state, count(*) FROM \(s).jobs WHERE state = 'discarded' GROUP BY queue, state
+            SELECT queue, state, count(*) FROM \(s).jobs
+            WHERE state = 'discarded' AND ($1 = '' OR queue = $1) GROUP BY queue, state
             """
-        self.pausedQueues = "SELECT name, paused_at IS NOT NULL FROM \(s).queues"
+        self.pausedQueues = "SELECT name, paused_at, paused_by FROM \(s).queues WHERE $1 = '' OR name = $1"
 
         self.runnableCounts = """
             SELECT queue, count(*)

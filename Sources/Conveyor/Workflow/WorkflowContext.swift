@@ -277,9 +277,10 @@ public final class WorkflowContext: Sendable {
         let json = try self.execution.encode(payload, what: "the payload of signal \(name)")
         let store = self.execution.writer.store
         let logger = self.logger
+        let sender = "workflow:\(self.runID.rawValue)"
         try await self.step(step ?? "signal:\(target)/\(name)", maxAttempts: 3) {
             do {
-                try await store.signal(target, name: name, payloadJSON: json, logger: logger)
+                try await store.signal(target, name: name, payloadJSON: json, by: sender, logger: logger)
             } catch let error as ConveyorError
                 where error.code == .workflowNotFound || error.code == .invalidWorkflowState
             {

@@ -1,0 +1,82 @@
+import Foundation
+
+/// What an event is about.
+public enum EventSubject: Sendable, Hashable {
+    case job(JobID)
+    case queue(String)
+    case workflow(WorkflowRunID)
+
+    /// The subject's kind as stored: `job`, `queue` or `workflow`.
+    public var kind: String {
+        switch self {
+        case .job: "job"
+        case .queue: "queue"
+        case .workflow: "workflow"
+        }
+    }
+
+    /// The subject's id as stored (a job id in decimal, a queue name, a run id).
+    public var id: String {
+        switch self {
+        case .job(let id): "\(id.rawValue)"
+        case .queue(let name): name
+        case .workflow(let id): id.rawValue
+        }
+    }
+}
+
+/// An operator action or a state change recorded in the `events` table, in the transaction of the change.
+///
+/// Attempts are not events: they stay in the job's attempt history (``JobRecord/attempts``), written with the
+/// result. ``JobTimeline`` merges both.
+public struct EventRecord: Sendable, Hashable {
+    /// Stable action names.
+    public enum Action: String, Sendable, Hashable, CaseIterable, Codable {
+        /// A job that was not running was cancelled.
+        case cancelled
+        /// A running job (or a run) was asked to stop; its worker sees it at the next heartbeat.
+        case cancelRequested = "cancel_requested"
+        /// A dead-lettered or cancelled job was made available again.
+        case retried
+        /// A finished job was copied into a new job (`details.replay` holds the new id).
+        case replayed
+        /// A queue was paused or resumed.
+        case paused, resumed
+        /// A signal was sent to a run (`details.name`).
+        case signalled
+        /// A run was forked (`details.fork` holds the new run, `details.step` the step).
+        case forked
+    }
+
+    public var id: Int64
+    public var at: Date
+    public var subject: EventSubject
+    public var action: Action
+    public var fromState: String?
+    public var toState: String?
+    /// Who did it: `token:<name>` for the HTTP API, `cli` for the command line, what the application passed, or
+    /// `nil` for the engine itself.
+    public var performedBy: String?
+    /// Facts of the event as a flat JSON object (string values).
+    public var details: [String: String]
+
+    public init(
+        id: Int64,
+        at: Date,
+        subject: EventSubject,
+        action: Action,
+        fromState: String?,
+        toState: String?,
+        performedBy: String?,
+        details: [String: String]
+    ) {
+        self.id = id
+        self.at = at
+        self.subject = subject
+        self.action = action
+        self.fromState = fromState
+        self.toState = toState
+        self.performedBy = performedBy
+        self.details = details
+    }
+}

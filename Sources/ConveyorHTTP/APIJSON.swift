@@ -1,0 +1,307 @@
+import Conveyor
+import ConveyorCore
+import Foundation
+
+/// The API's JSON: objects built as dictionaries and written with sorted keys, times as ISO 8601 UTC with
+/// milliseconds, stored JSON (job arguments, outputs, payloads) embedded as JSON rather than as text.
+enum APIJSON {
+    static func render(_ value: Any) -> [UInt8] {
+        let options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+        guard JSONSerialization.isValidJSONObject(value),
+            let data = try? JSONSerialization.data(withJSONObject: value, options: options)
+        else {
+            return Array(#"{"error":{"code":"INTERNAL_ERROR","message":"the response could not be encoded"}}"#.utf8)
+        }
+        return Array(data)
+    }
+
+    static func time(_ date: Date?) -> Any {
+        guard let date else { return NSNull() }
+        return ExplainTime.iso(date)
+    }
+
+    static func optional(_ value: Any?) -> Any { value ?? NSNull() }
+
+    /// Stored JSON text as a value to embed; text that does not parse is embedded as a string.
+    static func embedded(_ json: String?) -> Any {
+        guard let json else { return NSNull() }
+        guard let value = try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
+        else {
+            return json
+        }
+        return value
+    }
+
+    static func job(_ job: JobRecord) -> [String: Any] {
+        [
+            "id": job.id.rawValue,
+            "namespace": job.namespace,
+            "queue": job.queue,
+            "kind": job.kind,
+            "args": Self.embedded(job.argumentsJSON),
+            "state": job.state.rawValue,
+            "priority": job.priority,
+            "attempt": job.attempt,
+            "max_attempts": job.maxAttempts,
+            "run_at": Self.time(job.runAt),
+            "created_at": Self.time(job.createdAt),
+            "finished_at": Self.time(job.finishedAt),
+            "lease_owner": Self.optional(job.leaseOwner),
+            "lease_expires_at": Self.time(job.leaseExpiresAt),
+            "unique_key": Self.optional(job.uniqueKey),
+            "tags": job.tags,
+            "timeout_ms": Self.optional(job.timeoutMilliseconds),
+            "replay_of": Self.optional(job.replayOf?.rawValue),
+            "dead_reason": Self.optional(job.deadReason?.rawValue),
+            "cancel_requested_at": Self.time(job.cancelRequestedAt),
+            "last_error": Self.optional(job.lastError),
+            "attempts": job.attempts.map(Self.attempt),
+        ]
+    }
+
+    static func attempt(_ attempt: AttemptRecord) -> [String: Any] {
+        [
+            "attempt": attempt.attempt,
+            "worker": attempt.worker,
+            "started_at": Self.time(attempt.startedAt),
+            "finished_at": Self.time(attempt.finishedAt),
+            "outcome": attempt.outcome.rawValue,
+            "error_code": Self.optional(attempt.errorCode?.rawValue),
+            "error": Self.optional(attempt.error),
+            "duration_us": attempt.durationMicroseconds,
+        ]
+    }
+
+    static func explanation(_ explanation: JobExplanation) -> [String: Any] {
+        [
+            "job_id": explanation.jobID.rawValue,
+            "state": explanation.state.rawValue,
+            "reason": explanation.reason.rawValue,
+            "sentence": explanation.sentence,
+            "facts": explanation.facts,
+            "next_at": Self.time(explanation.nextAt),
+            "suggested_action": Self.optional(explanation.suggestedAction),
+        ]
+    }
+
+    static func timeline(_ timeline: JobTimeline) -> [String: Any] {
+        [
+            "job_id": timeline.jobID.rawValue,
+            "entries": timeline.entries.map { entry -> [String: Any] in
+                [
+                    "kind": entry.kind.rawValue,
+                    "at": Self.time(entry.at),
+                    "from_state": Self.optional(entry.fromState),
+                    "to_state": Self.optional(entry.toState),
+                    "attempt": Self.optional(entry.attempt),
+                    "worker": Self.optional(entry.worker),
+                    "started_at": Self.time(entry.startedAt),
+                    "outcome": Self.optional(entry.outcome),
+                    "error_code": Self.optional(entry.errorCode),
+                    "error": Self.optional(entry.error),
+                    "duration_us": Self.optional(entry.durationMicroseconds),
+                    "action": Self.optional(entry.action),
+                    "performed_by": Self.optional(entry.performedBy),
+                    "details": entry.details,
+                    "summary": entry.summary,
+                ]
+            },
+        ]
+    }
+
+    static func event(_ event: EventRecord) -> [String: Any] {
+        [
+            "id": event.id,
+            "at": Self.time(event.at),
+            "subject": event.subject.kind,
+            "subject_id": event.subject.id,
+            "action": event.action.rawValue,
+            "from_state": Self.optional(event.fromState),
+            "to_state": Self.optional(event.toState),
+            "performed_by": Self.optional(event.performedBy),
+            "details": event.details,
+        ]
+    }
+
+    static func queue(_ queue: QueueInfo) -> [String: Any] {
+        var counts: [String: Int] = [:]
+        for state in [JobState.available, .scheduled, .retryable, .running, .discarded] {
+            counts[state.rawValue] = queue.counts[state] ?? 0
+        }
+        return [
+            "name": queue.name,
+            "paused": queue.isPaused,
+            "paused_at": Self.time(queue.pausedAt),
+            "paused_by": Self.optional(queue.pausedBy),
+            "counts": counts,
+        ]
+    }
+
+    static func worker(_ worker: WorkerPresence) -> [String: Any] {
+        [
+            "id": worker.id,
+            "queues": worker.queues,
+            "kinds": worker.kinds,
+            "workflows": worker.workflows,
+            "started_at": Self.time(worker.startedAt),
+            "heartbeat_at": Self.time(worker.heartbeatAt),
+        ]
+    }
+
+    static func run(_ run: WorkflowRunRecord) -> [String: Any] {
+        [
+            "id": run.id.rawValue,
+            "name": run.name,
+            "version": run.version,
+            "namespace": run.namespace,
+            "queue": run.queue,
+            "status": run.status.rawValue,
+            "input": Self.embedded(run.inputJSON),
+            "output": Self.embedded(run.outputJSON),
+            "error_code": Self.optional(run.errorCode),
+            "error_message": Self.optional(run.errorMessage),
+            "job_id": run.jobID.rawValue,
+            "parent_id": Self.optional(run.parentID?.rawValue),
+            "forked_from": Self.optional(run.forkedFrom?.rawValue),
+            "forked_at_step": Self.optional(run.forkedAtStep),
+            "deadline": Self.time(run.deadline),
+            "waits_for_version": run.waitsForVersion,
+            "cancel_requested_at": Self.time(run.cancelRequestedAt),
+            "created_at": Self.time(run.createdAt),
+            "updated_at": Self.time(run.updatedAt),
+            "finished_at": Self.time(run.finishedAt),
+            "steps": run.steps.map { step -> [String: Any] in
+                [
+                    "name": step.name,
+                    "position": step.position,
+                    "kind": step.kind.rawValue,
+                    "status": step.status.rawValue,
+                    "attempts": step.attempts,
+                    "output_bytes": step.outputBytes,
+                    "error_code": Self.optional(step.errorCode),
+                    "error_message": Self.optional(step.errorMessage),
+                    "wait_for": Self.optional(step.waitFor),
+                    "wake_at": Self.time(step.wakeAt),
+                    "started_at": Self.time(step.startedAt),
+                    "finished_at": Self.time(step.finishedAt),
+                ]
+            },
+        ]
+    }
+}
+
+/// A request body: a JSON object whose members are read with the checks that give a clear error per field.
+struct APIBody {
+    let object: [String: Any]
+
+    init(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else {
+            self.object = [:]
+            return
+        }
+        let value: Any
+        do {
+            value = try JSONSerialization.jsonObject(with: Data(bytes))
+        } catch {
+            throw ConveyorHTTPError.malformed("the body is not valid JSON")
+        }
+        guard let object = value as? [String: Any] else {
+            throw ConveyorHTTPError.malformed("the body must be a JSON object")
+        }
+        self.object = object
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let value = self.object[key], !(value is NSNull) else { return nil }
+        guard let text = value as? String else { throw ConveyorHTTPError.malformed("\(key) must be a string") }
+        return text
+    }
+
+    func requiredString(_ key: String) throws -> String {
+        guard let text = try self.string(key) else { throw ConveyorHTTPError.malformed("\(key) is required") }
+        return text
+    }
+
+    func int(_ key: String) throws -> Int? {
+        guard let value = self.object[key], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, !Self.isBool(number), number.doubleValue == number.doubleValue.rounded(),
+            abs(number.doubleValue) < 9.0e15
+        else {
+            throw ConveyorHTTPError.malformed("\(key) must be an integer")
+        }
+        return number.intValue
+    }
+
+    func strings(_ key: String) throws -> [String]? {
+        guard let value = self.object[key], !(value is NSNull) else { return nil }
+        guard let array = value as? [Any], let texts = array as? [String], texts.count == array.count else {
+            throw ConveyorHTTPError.malformed("\(key) must be an array of strings")
+        }
+        return texts
+    }
+
+    func date(_ key: String) throws -> Date? {
+        guard let text = try self.string(key) else { return nil }
+        guard let date = APIQuery.parseDate(text) else {
+            throw ConveyorHTTPError.malformed("\(key) must be an ISO 8601 time such as 2026-12-02T10:00:00Z")
+        }
+        return date
+    }
+
+    /// A member as JSON text (any JSON value); `nil` when absent.
+    func json(_ key: String) throws -> String? {
+        guard let value = self.object[key] else { return nil }
+        let data = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func isBool(_ number: NSNumber) -> Bool {
+        String(cString: number.objCType) == "c"
+    }
+}
+
+/// Query parameters, read with clear errors.
+struct APIQuery {
+    let values: [String: [String]]
+
+    init(_ pairs: some Sequence<(key: Substring, value: Substring)>) {
+        var values: [String: [String]] = [:]
+        for (key, value) in pairs {
+            values[String(key), default: []].append(String(value))
+        }
+        self.values = values
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let all = self.values[key], let first = all.first else { return nil }
+        guard all.count == 1 else { throw ConveyorHTTPError.parameter("\(key) is given more than once") }
+        return first.isEmpty ? nil : first
+    }
+
+    /// Repeated or comma-separated values.
+    func list(_ key: String) -> [String] {
+        (self.values[key] ?? []).flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
+    }
+
+    /// The page size, clamped to 1…1000 (default 50).
+    func limit() throws -> Int {
+        guard let text = try self.string("limit") else { return 50 }
+        guard let value = Int(text) else { throw ConveyorHTTPError.parameter("limit must be an integer") }
+        return min(max(value, 1), 1000)
+    }
+
+    func date(_ key: String) throws -> Date? {
+        guard let text = try self.string(key) else { return nil }
+        guard let date = Self.parseDate(text) else {
+            throw ConveyorHTTPError.parameter("\(key) must be an ISO 8601 time such as 2026-12-02T10:00:00Z")
+        }
+        return date
+    }
+
+    static func parseDate(_ text: String) -> Date? {
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
+            return date
+        }
+        return try? Date(text, strategy: Date.ISO8601FormatStyle())
+    }
+}

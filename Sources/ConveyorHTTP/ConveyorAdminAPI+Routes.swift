@@ -1,0 +1,371 @@
+import Conveyor
+import ConveyorCore
+import Foundation
+import HTTPTypes
+
+extension ConveyorAdminAPI {
+    /// Every route, in the order `/openapi.json` lists them.
+    static let routeTable: [Route] = [
+        Route(
+            method: .get,
+            path: "/health",
+            operationID: "health",
+            summary: "Liveness: the server answers.",
+            tag: "system",
+            isPublic: true,
+            handler: { _ in .ok(["status": "ok"]) }
+        ),
+        Route(
+            method: .get,
+            path: "/ready",
+            operationID: "ready",
+            summary: "Readiness: the database answers and its schema has exactly the migrations this build knows.",
+            tag: "system",
+            isPublic: true,
+            handler: Self.ready
+        ),
+        Route(
+            method: .get,
+            path: "/jobs",
+            operationID: "listJobs",
+            summary: "Jobs newest first, filtered by state, queue, kind, namespace, tag and creation time.",
+            tag: "jobs",
+            handler: Self.listJobs
+        ),
+        Route(
+            method: .post,
+            path: "/jobs",
+            operationID: "enqueueJob",
+            summary: "Enqueue a job.",
+            tag: "jobs",
+            handler: Self.enqueue
+        ),
+        Route(
+            method: .get,
+            path: "/jobs/{id}",
+            operationID: "getJob",
+            summary: "A job with its attempts.",
+            tag: "jobs",
+            handler: { call in .ok(APIJSON.job(try await Self.job(call))) }
+        ),
+        Route(
+            method: .get,
+            path: "/jobs/{id}/timeline",
+            operationID: "getJobTimeline",
+            summary: "Every attempt, state change and operator action of a job, in order.",
+            tag: "jobs",
+            handler: { call in .ok(APIJSON.timeline(try await call.client.jobs.timeline(try call.jobID()))) }
+        ),
+        Route(
+            method: .get,
+            path: "/jobs/{id}/explain",
+            operationID: "explainJob",
+            summary: "Why the job is in its state and what happens next.",
+            tag: "jobs",
+            handler: { call in .ok(APIJSON.explanation(try await call.client.jobs.explain(try call.jobID()))) }
+        ),
+        Route(
+            method: .post,
+            path: "/jobs/{id}/cancel",
+            operationID: "cancelJob",
+            summary: "Cancel a job (a running one is asked to stop at its next heartbeat).",
+            tag: "jobs",
+            handler: { call in
+                .ok(APIJSON.job(try await call.client.jobs.cancel(try call.jobID(), by: call.performer)))
+            }
+        ),
+        Route(
+            method: .post,
+            path: "/jobs/{id}/retry",
+            operationID: "retryJob",
+            summary: "Make a dead-lettered or cancelled job available again, with one more attempt.",
+            tag: "jobs",
+            handler: { call in
+                .ok(APIJSON.job(try await call.client.jobs.retry(try call.jobID(), by: call.performer)))
+            }
+        ),
+        Route(
+            method: .post,
+            path: "/jobs/{id}/replay",
+            operationID: "replayJob",
+            summary: "Enqueue a copy of a finished job that points back at it.",
+            tag: "jobs",
+            handler: { call in
+                let id = try call.jobID()
+                let replay = try await call.client.jobs.replay(id, by: call.performer)
+                return APIResponse(status: .created, body: ["id": replay.id.rawValue, "replay_of": id.rawValue])
+            }
+        ),
+        Route(
+            method: .get,
+            path: "/dlq",
+            operationID: "listDeadLetters",
+            summary: "The dead-letter queue: counts per reason, and the jobs newest first.",
+            tag: "jobs",
+            handler: Self.deadLetters
+        ),
+        Route(
+            method: .get,
+            path: "/queues",
+            operationID: "listQueues",
+            summary: "Queues with their waiting, running and dead-lettered counts and pause records.",
+            tag: "queues",
+            handler: { call in .ok(["queues": try await call.client.queues.list().map(APIJSON.queue)]) }
+        ),
+        Route(
+            method: .post,
+            path: "/queues/{name}/pause",
+            operationID: "pauseQueue",
+            summary: "Stop every worker from fetching from the queue.",
+            tag: "queues",
+            handler: { call in try await Self.setPaused(call, true) }
+        ),
+        Route(
+            method: .post,
+            path: "/queues/{name}/resume",
+            operationID: "resumeQueue",
+            summary: "Let workers fetch from the queue again.",
+            tag: "queues",
+            handler: { call in try await Self.setPaused(call, false) }
+        ),
+        Route(
+            method: .get,
+            path: "/workers",
+            operationID: "listWorkers",
+            summary: "Live worker processes with their queues, slots, kinds and last heartbeat.",
+            tag: "system",
+            handler: { call in .ok(["workers": try await call.client.workers.list().map(APIJSON.worker)]) }
+        ),
+        Route(
+            method: .get,
+            path: "/workflows",
+            operationID: "listWorkflows",
+            summary: "Workflow runs newest first, filtered by status, name and namespace.",
+            tag: "workflows",
+            handler: Self.listRuns
+        ),
+        Route(
+            method: .get,
+            path: "/workflows/{id}",
+            operationID: "getWorkflow",
+            summary: "A workflow run with its steps and events.",
+            tag: "workflows",
+            handler: Self.run
+        ),
+        Route(
+            method: .get,
+            path: "/workflows/{id}/explain",
+            operationID: "explainWorkflow",
+            summary: "Why the run is in its state: what it waits for, or how it ended.",
+            tag: "workflows",
+            handler: { call in
+                .ok(
+                    APIJSON.explanation(
+                        try await call.client.workflows.explain(WorkflowRunID(try call.parameter("id")))
+                    )
+                )
+            }
+        ),
+        Route(
+            method: .post,
+            path: "/workflows/{id}/signal",
+            operationID: "signalWorkflow",
+            summary: "Send a signal with a JSON payload to a run.",
+            tag: "workflows",
+            handler: Self.signal
+        ),
+        Route(
+            method: .post,
+            path: "/workflows/{id}/cancel",
+            operationID: "cancelWorkflow",
+            summary: "Cancel a run and its unfinished children.",
+            tag: "workflows",
+            handler: { call in
+                let id = WorkflowRunID(try call.parameter("id"))
+                return .ok(APIJSON.run(try await call.client.workflows.cancel(id, by: call.performer)))
+            }
+        ),
+        Route(
+            method: .post,
+            path: "/workflows/{id}/fork",
+            operationID: "forkWorkflow",
+            summary: "Start a new run that reuses the stored steps before a named one.",
+            tag: "workflows",
+            handler: Self.fork
+        ),
+    ]
+
+    // MARK: Handlers
+
+    private static func ready(_ call: Call) async throws -> APIResponse {
+        let status: SchemaStatus
+        do {
+            status = try await call.client.store.schemaStatus(logger: call.client.logger)
+        } catch let error as ConveyorError {
+            return APIResponse(
+                status: .serviceUnavailable,
+                body: ["ready": false, "reason": error.code.rawValue, "message": error.message]
+            )
+        }
+        let schema: [String: Any] = [
+            "applied": status.applied.max() ?? 0, "expected": status.latestKnown,
+        ]
+        if status.isNewer {
+            return APIResponse(
+                status: .serviceUnavailable,
+                body: [
+                    "ready": false, "reason": ConveyorError.Code.schemaTooNew.rawValue, "schema": schema,
+                    "message": "the schema was migrated by a newer build (\(status.applied.max() ?? 0) > "
+                        + "\(status.latestKnown)); upgrade this server",
+                ]
+            )
+        }
+        guard status.isCurrent else {
+            return APIResponse(
+                status: .serviceUnavailable,
+                body: [
+                    "ready": false, "reason": ConveyorError.Code.schemaMismatch.rawValue, "schema": schema,
+                    "message": "migrations are pending: run conveyor migrate (or start a worker)",
+                ]
+            )
+        }
+        return .ok(["ready": true, "schema": schema])
+    }
+
+    private static func job(_ call: Call) async throws -> JobRecord {
+        let id = try call.jobID()
+        guard let job = try await call.client.jobs.get(id) else {
+            throw ConveyorError(.jobNotFound, "no job has id \(id)")
+        }
+        return job
+    }
+
+    private static func jobFilter(_ call: Call) throws -> JobFilter {
+        var states: [JobState] = []
+        for text in call.query.list("state") {
+            guard let state = JobState(rawValue: text) else {
+                throw ConveyorError(
+                    .invalidFilter,
+                    "unknown state \(text.prefix(40)); states are "
+                        + JobState.allCases.map(\.rawValue).joined(separator: ", ")
+                )
+            }
+            states.append(state)
+        }
+        return JobFilter(
+            states: states,
+            queue: try call.query.string("queue"),
+            kind: try call.query.string("kind"),
+            namespace: try call.query.string("namespace"),
+            tag: try call.query.string("tag"),
+            createdAfter: try call.query.date("created_after"),
+            createdBefore: try call.query.date("created_before"),
+            limit: try call.query.limit(),
+            cursor: try call.query.string("cursor")
+        )
+    }
+
+    private static func listJobs(_ call: Call) async throws -> APIResponse {
+        let page = try await call.client.jobs.list(try Self.jobFilter(call))
+        return .ok(["jobs": page.jobs.map(APIJSON.job), "next_cursor": APIJSON.optional(page.nextCursor)])
+    }
+
+    private static func deadLetters(_ call: Call) async throws -> APIResponse {
+        var filter = try Self.jobFilter(call)
+        filter.states = [.discarded]
+        async let counts = call.client.store.deadLetterCounts(logger: call.client.logger)
+        let page = try await call.client.jobs.list(filter)
+        let reasons = try await counts.sorted { $0.key.rawValue < $1.key.rawValue }.map { reason, count in
+            ["reason": reason.rawValue, "count": count] as [String: Any]
+        }
+        return .ok([
+            "reasons": reasons, "jobs": page.jobs.map(APIJSON.job), "next_cursor": APIJSON.optional(page.nextCursor),
+        ])
+    }
+
+    private static func enqueue(_ call: Call) async throws -> APIResponse {
+        let body = try call.bodyObject()
+        let kind = try body.requiredString("kind")
+        let arguments = try body.json("args") ?? "{}"
+        var options = JobOptions()
+        options.queue = try body.string("queue")
+        options.namespace = try body.string("namespace")
+        options.priority = try body.int("priority")
+        options.maxAttempts = try body.int("max_attempts")
+        options.runAt = try body.date("run_at")
+        if let delay = try body.int("delay_ms") { options.delay = .milliseconds(delay) }
+        if let timeout = try body.int("timeout_ms") { options.timeout = .milliseconds(timeout) }
+        options.tags = try body.strings("tags")
+        options.uniqueKey = try body.string("unique_key")
+        let job = try await call.client.jobs.enqueue(kind: kind, argumentsJSON: arguments, options: options)
+        return APIResponse(
+            status: job.isDuplicate ? .ok : .created,
+            body: ["id": job.id.rawValue, "duplicate": job.isDuplicate]
+        )
+    }
+
+    private static func setPaused(_ call: Call, _ paused: Bool) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        if paused {
+            try await call.client.queues.pause(name, by: call.performer)
+        } else {
+            try await call.client.queues.resume(name, by: call.performer)
+        }
+        let info = try await call.client.queues.get(name) ?? QueueInfo(name: name, isPaused: paused, counts: [:])
+        return .ok(APIJSON.queue(info))
+    }
+
+    private static func listRuns(_ call: Call) async throws -> APIResponse {
+        var statuses: [WorkflowRunStatus] = []
+        for text in call.query.list("status") {
+            guard let status = WorkflowRunStatus(rawValue: text) else {
+                throw ConveyorError(
+                    .invalidFilter,
+                    "unknown status \(text.prefix(40)); statuses are "
+                        + WorkflowRunStatus.allCases.map(\.rawValue).joined(separator: ", ")
+                )
+            }
+            statuses.append(status)
+        }
+        let filter = WorkflowRunFilter(
+            statuses: statuses,
+            name: try call.query.string("name"),
+            namespace: try call.query.string("namespace"),
+            limit: try call.query.limit(),
+            cursor: try call.query.string("cursor")
+        )
+        let page = try await call.client.workflows.list(filter)
+        return .ok(["runs": page.runs.map(APIJSON.run), "next_cursor": APIJSON.optional(page.nextCursor)])
+    }
+
+    private static func run(_ call: Call) async throws -> APIResponse {
+        let id = WorkflowRunID(try call.parameter("id"))
+        guard let run = try await call.client.workflows.get(id) else {
+            throw ConveyorError(.workflowNotFound, "no workflow run has id \(id.rawValue.prefix(80))")
+        }
+        var body = APIJSON.run(run)
+        body["events"] = try await call.client.workflows.events(id).map(APIJSON.event)
+        return .ok(body)
+    }
+
+    private static func signal(_ call: Call) async throws -> APIResponse {
+        let id = WorkflowRunID(try call.parameter("id"))
+        let body = try call.bodyObject()
+        let name = try body.requiredString("name")
+        let payload = try body.json("payload") ?? "null"
+        try await call.client.workflows.signal(id, name, payloadJSON: payload, by: call.performer)
+        return APIResponse(status: .accepted, body: ["run": id.rawValue, "signal": name])
+    }
+
+    private static func fork(_ call: Call) async throws -> APIResponse {
+        let id = WorkflowRunID(try call.parameter("id"))
+        let body = try call.bodyObject()
+        let step = try body.requiredString("from_step")
+        let newID = try body.string("new_id").map { WorkflowRunID($0) }
+        let started = try await call.client.workflows.fork(id, fromStep: step, newID: newID, by: call.performer)
+        return APIResponse(
+            status: .created,
+            body: ["id": started.id.rawValue, "forked_from": id.rawValue, "from_step": step]
+        )
+    }
+}
