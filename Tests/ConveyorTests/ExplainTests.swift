@@ -6,17 +6,6 @@ import PostgresNIO
 import Synchronization
 import Testing
 
-/// Blocks its handler until released, so a test can hold a slot busy.
-final class Gate: Sendable {
-    private let opened = Mutex(false)
-    private let started = Mutex(0)
-
-    func open() { self.opened.withLock { $0 = true } }
-    var isOpen: Bool { self.opened.withLock { $0 } }
-    func enter() { self.started.withLock { $0 += 1 } }
-    var entered: Int { self.started.withLock { $0 } }
-}
-
 struct Held: JobArguments {
     static let kind = "test.held"
     var value: Int
@@ -93,11 +82,12 @@ struct Held: JobArguments {
     @Test("a job whose every slot is busy: waiting for a free slot, n of n busy, counted from a real worker")
     func waitingForSlot() async throws {
         let db = try TestDatabase.get()
-        let gate = Gate()
+        let running = Gate()
+        let release = Gate()
         var registry = JobRegistry()
         registry.register(Held.self) { _, _ in
-            gate.enter()
-            while !gate.isOpen { try await Task.sleep(for: .milliseconds(10)) }
+            running.open()
+            await release.wait()
         }
         try await db.withWorker(
             registry,
@@ -107,7 +97,7 @@ struct Held: JobArguments {
             }
         ) { _ in
             let first = try await db.client.jobs.enqueue(Held(value: 1), options: .init(queue: "mail"))
-            try await db.waitUntil("the first job runs") { gate.entered == 1 }
+            await running.wait()
             let second = try await db.client.jobs.enqueue(Held(value: 2), options: .init(queue: "mail"))
             let explanation = try await self.explain(db, second.id)
             #expect(explanation.reason == .waitingForSlot)
@@ -118,7 +108,7 @@ struct Held: JobArguments {
             #expect(running.reason == .running)
             #expect(running.sentence.hasPrefix("running attempt 1 of "))
             #expect(running.sentence.contains("on worker vm-7"))
-            gate.open()
+            release.open()
         }
     }
 
