@@ -1,6 +1,7 @@
 import ArgumentParser
 import Conveyor
 import ConveyorCore
+import ConveyorHTTP
 import ConveyorPostgres
 import Foundation
 import Logging
@@ -83,8 +84,63 @@ struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
         abstract: "List and inspect jobs.",
-        subcommands: [List.self, Show.self]
+        subcommands: [List.self, Show.self, Explain.self, Timeline.self]
     )
+
+    struct Explain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Say why a job is in its state and what happens next (as GET /jobs/{id}/explain)."
+        )
+
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The job id.") var id: Int64
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let explanation = try await self.database.withClient { client in
+                    try await client.jobs.explain(JobID(self.id))
+                }
+                if self.json {
+                    print(AdminJSON.explanation(explanation))
+                    return
+                }
+                print("job \(self.id) is \(explanation.state.rawValue): \(explanation.sentence)")
+                if let action = explanation.suggestedAction { print("suggested action: \(action)") }
+                print("reason: \(explanation.reason.rawValue)")
+                for (key, value) in explanation.facts.sorted(by: { $0.key < $1.key }) {
+                    print("  \(key): \(value)")
+                }
+            }
+        }
+    }
+
+    struct Timeline: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every attempt, state change and operator action of a job, in order (as GET /jobs/{id}/timeline)."
+        )
+
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The job id.") var id: Int64
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let timeline = try await self.database.withClient { client in
+                    try await client.jobs.timeline(JobID(self.id))
+                }
+                if self.json {
+                    print(AdminJSON.timeline(timeline))
+                    return
+                }
+                for entry in timeline.entries {
+                    var line = ExplainTime.iso(entry.at).padding(26) + " " + entry.summary
+                    if let error = entry.error { line += ": " + String(error.prefix(120)) }
+                    print(line)
+                }
+            }
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List jobs, newest first.")
@@ -244,10 +300,15 @@ struct QueuesCommand: AsyncParsableCommand {
             abstract: "Queues with their waiting, running and dead-lettered jobs (finished jobs are not counted)."
         )
         @OptionGroup var database: DatabaseOptions
+        @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
             try await reportingErrors {
                 let queues = try await self.database.withClient { client in try await client.queues.list() }
+                if self.json {
+                    print(AdminJSON.queues(queues))
+                    return
+                }
                 let states: [JobState] = [.available, .scheduled, .retryable, .running, .discarded]
                 print(
                     "QUEUE".padding(20) + " PAUSED "
@@ -259,6 +320,10 @@ struct QueuesCommand: AsyncParsableCommand {
                         queue.name.padding(20) + (queue.isPaused ? " yes    " : " no     ")
                             + counts.joined(separator: " ")
                     )
+                }
+                for queue in queues where queue.isPaused {
+                    let since = queue.pausedAt.map { " since \(ExplainTime.iso($0))" } ?? ""
+                    print("\(queue.name) is paused\(since)\(queue.pausedBy.map { " by \($0)" } ?? "")")
                 }
             }
         }

@@ -25,7 +25,14 @@ final class WorkerProcess: @unchecked Sendable {
     }
 
     /// A worker on the server at `url`, working `schema`; it connects as application `conveyor worker <schema>`.
-    init(url: String, schema: String, arguments: [String]) throws {
+    /// `command` runs another long-lived subcommand instead (`serve`), with `environment` added to this process's.
+    init(
+        url: String,
+        schema: String,
+        command: String = "worker",
+        arguments: [String],
+        environment: [String: String] = [:]
+    ) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.executable.path) else {
             throw TestFailure("the conveyor executable is missing at \(Self.executable.path); build the package first")
         }
@@ -34,8 +41,11 @@ final class WorkerProcess: @unchecked Sendable {
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: self.logFile))
         self.process.executableURL = Self.executable
         self.process.arguments =
-            ["worker", "--database-url", url, "--schema", schema, "--log-level", "warning"]
+            [command, "--database-url", url, "--schema", schema, "--log-level", "warning"]
             + arguments
+        if !environment.isEmpty {
+            self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         self.process.standardOutput = log
         self.process.standardError = log
         self.process.standardInput = FileHandle.nullDevice

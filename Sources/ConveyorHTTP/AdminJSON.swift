@@ -1,0 +1,22 @@
+import Conveyor
+import Foundation
+
+/// The admin API's JSON for the values the CLI prints with `--json`: the same text `GET /jobs/{id}/explain` and
+/// `GET /jobs/{id}/timeline` answer.
+public enum AdminJSON {
+    public static func explanation(_ explanation: JobExplanation) -> String {
+        String(decoding: APIJSON.render(APIJSON.explanation(explanation)), as: UTF8.self)
+    }
+
+    public static func timeline(_ timeline: JobTimeline) -> String {
+        String(decoding: APIJSON.render(APIJSON.timeline(timeline)), as: UTF8.self)
+    }
+
+    public static func queues(_ queues: [QueueInfo]) -> String {
+        String(decoding: APIJSON.render(["queues": queues.map(APIJSON.queue)]), as: UTF8.self)
+    }
+
+    public static func workers(_ workers: [WorkerPresence]) -> String {
+        String(decoding: APIJSON.render(["workers": workers.map(APIJSON.worker)]), as: UTF8.self)
+    }
+}
