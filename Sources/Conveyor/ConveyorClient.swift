@@ -24,6 +24,11 @@ public struct ConveyorClient: Sendable {
         /// At most one notification per queue per interval from this client, plus one trailing notification for
         /// what a burst suppressed (default 10 ms). Transactional enqueues always notify at their commit.
         public var notifyCoalescingInterval: Duration = .milliseconds(10)
+        /// How stale this client's copy of the enqueue limits may be: a limit set, changed or removed elsewhere
+        /// applies to this client's enqueues within this long (default 5 s). The client reads `enqueue_limits` at
+        /// most once per interval, and only when it enqueues; an enqueue that no limit covers makes no other database
+        /// call for the limits. Changes made through this client's ``ConveyorClient/limits`` apply to it at once.
+        public var enqueueLimitRefresh: Duration = .seconds(5)
 
         public init() {}
     }
@@ -33,6 +38,8 @@ public struct ConveyorClient: Sendable {
     public let configuration: Configuration
     public let logger: Logger
     let notifications: NotificationCoalescer
+    /// The enqueue limits as last read, shared by every copy of this client (see ``Configuration/enqueueLimitRefresh``).
+    let limitCache: EnqueueLimitCache
 
     public init(
         store: any JobStore,
@@ -43,6 +50,7 @@ public struct ConveyorClient: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.notifications = NotificationCoalescer(interval: configuration.notifyCoalescingInterval)
+        self.limitCache = EnqueueLimitCache(refresh: configuration.enqueueLimitRefresh)
     }
 
     /// Applies pending schema migrations; safe to call from many processes at once. Returns the versions applied.
@@ -112,6 +120,8 @@ public struct JobRequest: Sendable {
     let make: @Sendable (ConveyorClient) throws -> NewJob
     /// The queue, kind and timing of the job, known without building it.
     let group: NewJobBatch.Group
+    /// The job's namespace, known without building it (for namespace enqueue limits).
+    let namespace: String
 
     /// Validates and encodes the request with `client`'s settings.
     public func makeNewJob(for client: ConveyorClient) throws -> NewJob {
@@ -120,7 +130,9 @@ public struct JobRequest: Sendable {
 
     public init<Arguments: JobArguments>(_ arguments: Arguments, options: JobOptions = JobOptions()) {
         self.make = { client in try client.makeNewJob(arguments, options: options) }
-        self.group = NewJobBatch.Group(kind: Arguments.kind, options: options.merged(over: Arguments.defaultOptions))
+        let merged = options.merged(over: Arguments.defaultOptions)
+        self.group = NewJobBatch.Group(kind: Arguments.kind, options: merged)
+        self.namespace = merged.namespace ?? NewJob.Defaults.namespace
     }
 
     /// A request from a kind and raw JSON arguments (validated as JSON when the batch is built).
@@ -134,6 +146,7 @@ public struct JobRequest: Sendable {
             )
         }
         self.group = NewJobBatch.Group(kind: kind, options: options)
+        self.namespace = options.namespace ?? NewJob.Defaults.namespace
     }
 }
 
@@ -146,30 +159,54 @@ extension ConveyorClient {
         /// Inserts one job; it runs once a worker on its queue is free and its run time has come.
         ///
         /// - Returns: The new job, or the existing one when the unique key is taken (`isDuplicate`).
-        /// - Throws: ``ConveyorError`` with a validation code before anything is written, or `DATABASE_ERROR`.
+        /// - Throws: ``ConveyorError`` with a validation code before anything is written, or `DATABASE_ERROR`;
+        ///   `RATE_LIMITED` when an enqueue limit of its queue or namespace has no token left (see
+        ///   ``ConveyorClient/limits``). Validation and rate-limit refusals are recorded in `ingest_decisions`.
         @discardableResult
         public func enqueue<Arguments: JobArguments>(
             _ arguments: Arguments,
             options: JobOptions = JobOptions()
         ) async throws -> EnqueuedJob {
-            let job = try self.client.makeNewJob(arguments, options: options)
-            return try await self.insert([job])[0]
+            let client = self.client
+            return try await client.recordingRefusals(
+                .client,
+                RefusalSubject(jobs: 1, kind: Arguments.kind, options: options.merged(over: Arguments.defaultOptions))
+            ) {
+                let job = try client.makeNewJob(arguments, options: options)
+                return try await self.insert([job], source: .client)[0]
+            }
         }
 
         /// Inserts a job from its kind and raw JSON arguments (the CLI's path). The JSON must be an object.
+        /// Refusals are recorded in `ingest_decisions` as ``enqueue(_:options:)`` records them.
         @discardableResult
         public func enqueue(
             kind: String,
             argumentsJSON: String,
             options: JobOptions = JobOptions()
         ) async throws -> EnqueuedJob {
-            let job = try NewJob(
-                kind: kind,
-                argumentsJSON: argumentsJSON,
-                options: options,
-                maximumArgumentBytes: self.client.configuration.maximumArgumentBytes
-            )
-            return try await self.insert([job])[0]
+            try await self.enqueue(kind: kind, argumentsJSON: argumentsJSON, options: options, source: .client)
+        }
+
+        /// ``enqueue(kind:argumentsJSON:options:)`` with the source its refusals are recorded under (the HTTP
+        /// layer's is `.api`).
+        @discardableResult
+        package func enqueue(
+            kind: String,
+            argumentsJSON: String,
+            options: JobOptions,
+            source: EnqueueSource
+        ) async throws -> EnqueuedJob {
+            let client = self.client
+            return try await client.recordingRefusals(source, RefusalSubject(jobs: 1, kind: kind, options: options)) {
+                let job = try NewJob(
+                    kind: kind,
+                    argumentsJSON: argumentsJSON,
+                    options: options,
+                    maximumArgumentBytes: client.configuration.maximumArgumentBytes
+                )
+                return try await self.insert([job], source: source)[0]
+            }
         }
 
         /// Inserts many jobs of one type in a single transaction: all or none.
@@ -182,33 +219,66 @@ extension ConveyorClient {
             options: JobOptions = JobOptions()
         ) async throws -> [EnqueuedJob] {
             let client = self.client
-            let group = NewJobBatch.Group(kind: Arguments.kind, options: options.merged(over: Arguments.defaultOptions))
+            let merged = options.merged(over: Arguments.defaultOptions)
+            let group = NewJobBatch.Group(kind: Arguments.kind, options: merged)
             let batch = NewJobBatch(count: arguments.count, groups: [group: arguments.count]) { range in
                 try client.makeNewJobs(arguments[range], options: options)
             }
-            return try await self.insert(batch)
+            return try await client.recordingRefusals(
+                .client,
+                RefusalSubject(jobs: arguments.count, kind: Arguments.kind, options: merged)
+            ) {
+                try await self.insert(
+                    batch,
+                    namespaces: { [merged.namespace ?? NewJob.Defaults.namespace: arguments.count] },
+                    source: .client
+                )
+            }
         }
 
         /// Inserts a mixed batch in a single transaction: all or none, built as ``enqueue(contentsOf:options:)``
         /// builds its batch.
         @discardableResult
         public func enqueue(_ requests: [JobRequest]) async throws -> [EnqueuedJob] {
+            try await self.enqueue(requests, source: .client)
+        }
+
+        /// ``enqueue(_:)`` with the source its refusals are recorded under (the HTTP layer's is `.api`).
+        @discardableResult
+        package func enqueue(_ requests: [JobRequest], source: EnqueueSource) async throws -> [EnqueuedJob] {
             let client = self.client
             var groups: [NewJobBatch.Group: Int] = [:]
             for request in requests { groups[request.group, default: 0] += 1 }
             let batch = NewJobBatch(count: requests.count, groups: groups) { range in
                 try requests[range].map { try $0.make(client) }
             }
-            return try await self.insert(batch)
+            return try await client.recordingRefusals(source, of: requests) {
+                try await self.insert(
+                    batch,
+                    namespaces: { requests.reduce(into: [:]) { $0[$1.namespace, default: 0] += 1 } },
+                    source: source
+                )
+            }
         }
 
-        private func insert(_ jobs: [NewJob]) async throws -> [EnqueuedJob] {
-            try await self.insert(NewJobBatch(jobs))
+        private func insert(_ jobs: [NewJob], source: EnqueueSource) async throws -> [EnqueuedJob] {
+            try await self.insert(
+                NewJobBatch(jobs),
+                namespaces: { jobs.reduce(into: [:]) { $0[$1.namespace, default: 0] += 1 } },
+                source: source
+            )
         }
 
-        private func insert(_ batch: NewJobBatch) async throws -> [EnqueuedJob] {
+        /// Inserts `batch` once the enqueue limits let it (`namespaces` counts its jobs per namespace, asked for
+        /// only when a namespace has a limit).
+        private func insert(
+            _ batch: NewJobBatch,
+            namespaces: () -> [String: Int],
+            source: EnqueueSource
+        ) async throws -> [EnqueuedJob] {
             guard batch.count > 0 else { return [] }
             let client = self.client
+            try await client.checkEnqueueLimits(batch, namespaces: namespaces, source: source)
             var plan = NotificationCoalescer.Plan(notifyNow: false, trailing: [])
             if client.configuration.notifyOnInsert {
                 plan = client.notifications.plan(queues: batch.queuesToWake)

@@ -75,6 +75,8 @@ public struct ConveyorError: Error, Sendable, CustomStringConvertible, CustomDeb
         public static let deadlineExceeded = Code("DEADLINE_EXCEEDED")
         /// A child run cannot be started under this id: another run that is not this run's child has it.
         public static let workflowIDInUse = Code("WORKFLOW_ID_IN_USE")
+        /// An enqueue rate limit of the queue or namespace refused the jobs (see ``EnqueueLimit``); retry later.
+        public static let rateLimited = Code("RATE_LIMITED")
     }
 
     /// The stable code.

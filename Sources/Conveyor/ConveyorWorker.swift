@@ -91,6 +91,11 @@ public final class ConveyorWorker: Service, Sendable {
         public var databaseTimeout: Duration = .seconds(10)
         /// Whether `run()` applies migrations first (default `true`).
         public var migrateOnStart: Bool = true
+        /// How often the counts of finished attempts are added to the per-minute stats that `GET /metrics` and the
+        /// dashboard read (default 5 s).
+        public var statsInterval: Duration = .seconds(5)
+        /// How long refused enqueues stay in `ingest_decisions` before the reaper prunes them (default 7 days).
+        public var ingestDecisionRetention: Duration = .seconds(7 * 86_400)
 
         public init() {}
 
@@ -113,6 +118,7 @@ public final class ConveyorWorker: Service, Sendable {
                 ("lease duration", self.leaseDuration), ("heartbeat interval", self.heartbeatInterval),
                 ("poll interval", self.pollInterval), ("reaper interval", self.reaperInterval),
                 ("supervision interval", self.supervisionInterval), ("database timeout", self.databaseTimeout),
+                ("stats interval", self.statsInterval), ("ingest decision retention", self.ingestDecisionRetention),
             ]
             for (name, value) in durations where value <= .zero || value > longest {
                 throw ConveyorError(.invalidConfiguration, "the \(name) must be positive and at most a year")
@@ -222,6 +228,7 @@ public final class ConveyorWorker: Service, Sendable {
                 background.addTask { await self.pollLoop(runners) }
                 background.addTask { await self.versionLoop() }
                 background.addTask { await self.presenceLoop() }
+                background.addTask { await self.statsLoop(runtime) }
                 background.addTask { await runtime.workflowLoader.run() }
                 background.addTask(
                     operation: failing {
@@ -251,10 +258,12 @@ public final class ConveyorWorker: Service, Sendable {
                 background.cancelAll()
             }
         } catch {
+            await self.flushStats(runtime)
             await self.leave()
             self.logger.error("worker stopped by an error", metadata: ["error": "\(String(reflecting: error))"])
             throw error
         }
+        await self.flushStats(runtime)
         await self.leave()
         self.logger.info("worker stopped")
     }
@@ -388,6 +397,17 @@ public final class ConveyorWorker: Service, Sendable {
         for (queue, depth) in depths {
             ConveyorMetrics.queueDepth(queue: queue, depth: depth)
         }
+        // Retention of refused enqueues: any worker may prune, a thousand rows a pass, oldest first.
+        let pruned = try await self.call("pruning ingest decisions") { [configuration] in
+            try await runtime.store.pruneIngestDecisions(
+                olderThan: configuration.ingestDecisionRetention,
+                limit: 1000,
+                logger: logger
+            )
+        }
+        if pruned > 0 {
+            self.logger.debug("pruned ingest decisions", metadata: ["count": "\(pruned)"])
+        }
     }
 
     private func supervisionLoop(_ runtime: WorkerRuntime) async {
@@ -443,6 +463,35 @@ public final class ConveyorWorker: Service, Sendable {
             } catch {
                 return
             }
+        }
+    }
+
+    /// Writes what this worker's attempts ended as (counted in memory) to the per-minute stats every
+    /// ``Configuration/statsInterval``: what `GET /metrics` and the dashboard read.
+    private func statsLoop(_ runtime: WorkerRuntime) async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: self.configuration.statsInterval)
+            } catch {
+                return
+            }
+            await self.flushStats(runtime)
+        }
+    }
+
+    /// One write of the counted stats; on failure they are kept for the next one. Bounded by a second at most on
+    /// the way out, as ``leave()`` is.
+    private func flushStats(_ runtime: WorkerRuntime) async {
+        let samples = runtime.stats.drain()
+        guard !samples.isEmpty else { return }
+        do {
+            let bound = min(self.configuration.databaseTimeout, .seconds(Task.isCancelled ? 1 : 10))
+            try await BoundedCall.run(timeout: bound, "writing queue stats") { [client, configuration, logger] in
+                try await client.store.recordQueueStats(samples, workerID: configuration.workerID, logger: logger)
+            }
+        } catch {
+            runtime.stats.restore(samples)
+            self.logger.debug("writing queue stats failed", metadata: ["error": "\(error)"])
         }
     }
 

@@ -186,6 +186,91 @@ public protocol JobStore: Sendable {
 
     /// Dead-lettered jobs per reason, counted through the index of dead-lettered jobs only.
     func deadLetterCounts(logger: Logger) async throws -> [DeadLetterReason: Int]
+
+    /// Retries (back to `available`, one more attempt) or deletes the dead-lettered jobs that match `filter` (its
+    /// states are ignored), at most `limit` of them, recording an event for each; with `dryRun` it only counts
+    /// them. Returns how many matched.
+    func bulkDeadLetter(
+        _ action: DeadLetterAction,
+        matching filter: JobFilter,
+        limit: Int,
+        dryRun: Bool,
+        by performer: String?,
+        logger: Logger
+    ) async throws -> Int
+
+    // MARK: Metrics
+
+    /// Adds a worker's counts to the per-minute stats (one upsert per sample's minute and queue).
+    func recordQueueStats(_ samples: [QueueStatsSample], workerID: String, logger: Logger) async throws
+
+    /// The stats of the last `minutes` minutes summed over workers, per queue and minute.
+    func queueStats(minutes: Int, logger: Logger) async throws -> [QueueStatsSample]
+
+    /// Start latency per queue of the jobs that started in the last `within`, read from the newest `sampleSize`
+    /// jobs through the primary key (never a scan of the table).
+    func startLatencies(within: Duration, sampleSize: Int, logger: Logger) async throws -> [String: StartLatency]
+
+    // MARK: Guardrails
+
+    /// Records refused enqueues. Best effort for callers: a refusal is reported to its caller even when this fails.
+    func recordIngestDecisions(_ decisions: [IngestDecision], logger: Logger) async throws
+
+    /// Lists refused enqueues newest first.
+    func ingestDecisions(matching filter: IngestDecisionFilter, logger: Logger) async throws -> IngestDecisionPage
+
+    /// Deletes ingest decisions older than `age`, at most `limit`; returns how many.
+    func pruneIngestDecisions(olderThan age: Duration, limit: Int, logger: Logger) async throws -> Int
+
+    /// Every configured enqueue limit.
+    func enqueueLimits(logger: Logger) async throws -> [EnqueueLimit]
+
+    /// Creates or replaces a limit (its bucket starts full).
+    func setEnqueueLimit(_ limit: EnqueueLimit, logger: Logger) async throws
+
+    /// Removes a limit; returns whether one existed.
+    func removeEnqueueLimit(scope: EnqueueLimit.Scope, name: String, logger: Logger) async throws -> Bool
+
+    /// Takes `count` tokens from each named bucket, all or none, in one transaction. Returns the buckets that had
+    /// too few, with how long until they will have enough; empty when the tokens were taken. Names without a
+    /// configured limit are not limited.
+    func takeEnqueueTokens(
+        _ requests: [EnqueueLimitRequest],
+        logger: Logger
+    ) async throws -> [EnqueueLimitRefusal]
+}
+
+/// What a bulk dead-letter call does.
+public enum DeadLetterAction: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Back to `available` with one more attempt.
+    case retry
+    /// Delete the jobs.
+    case discard
+}
+
+/// Tokens an enqueue needs from one bucket.
+public struct EnqueueLimitRequest: Sendable, Hashable {
+    public var scope: EnqueueLimit.Scope
+    public var name: String
+    public var count: Int
+
+    public init(scope: EnqueueLimit.Scope, name: String, count: Int) {
+        self.scope = scope
+        self.name = name
+        self.count = count
+    }
+}
+
+/// A bucket that refused an enqueue.
+public struct EnqueueLimitRefusal: Sendable, Hashable {
+    public var limit: EnqueueLimit
+    /// How long until the bucket holds the tokens asked for (`nil` when it never will: more than its burst).
+    public var retryAfter: Duration?
+
+    public init(limit: EnqueueLimit, retryAfter: Duration?) {
+        self.limit = limit
+        self.retryAfter = retryAfter
+    }
 }
 
 /// Which migrations a schema has, beside the ones this build knows.
@@ -316,6 +401,8 @@ public struct JobFilter: Sendable, Hashable {
     public var createdAfter: Date?
     /// Only jobs created before this time.
     public var createdBefore: Date?
+    /// Only dead-lettered jobs with this reason.
+    public var deadReason: DeadLetterReason?
     /// Page size, 1–1000 (default 50).
     public var limit: Int
     /// The ``JobPage/nextCursor`` of the previous page.
@@ -329,6 +416,7 @@ public struct JobFilter: Sendable, Hashable {
         tag: String? = nil,
         createdAfter: Date? = nil,
         createdBefore: Date? = nil,
+        deadReason: DeadLetterReason? = nil,
         limit: Int = 50,
         cursor: String? = nil
     ) {
@@ -339,6 +427,7 @@ public struct JobFilter: Sendable, Hashable {
         self.tag = tag
         self.createdAfter = createdAfter
         self.createdBefore = createdBefore
+        self.deadReason = deadReason
         self.limit = limit
         self.cursor = cursor
     }

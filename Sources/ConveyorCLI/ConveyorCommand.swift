@@ -15,7 +15,8 @@ struct ConveyorCommand: AsyncParsableCommand {
         subcommands: [
             DevCommand.self, DemoCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self,
             DeadLetterCommand.self, RetryCommand.self, ReplayCommand.self, CancelCommand.self, QueuesCommand.self,
-            WorkflowsCommand.self, WorkerCommand.self, WorkersCommand.self, ServeCommand.self, BenchCommand.self,
+            WorkflowsCommand.self, WorkerCommand.self, WorkersCommand.self, StatsCommand.self, ServeCommand.self,
+            LimitsCommand.self, IngestCommand.self, BenchCommand.self,
         ]
     )
 }

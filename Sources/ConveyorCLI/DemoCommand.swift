@@ -1,6 +1,7 @@
 import ArgumentParser
 import Conveyor
 import ConveyorCore
+import ConveyorHTTP
 import ConveyorLocalPostgres
 import ConveyorPostgres
 import Foundation
@@ -25,6 +26,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "How many jobs to enqueue.") var jobs: Int = 2000
     @Option(help: "Execution slots of the worker.") var slots: Int = 10
     @Option(help: "Log level.") var logLevel: Logger.Level = .warning
+    @Flag(help: "Keep running after the workload, serving the dashboard with its data, until Ctrl-C.") var serve = false
+    @Option(help: "The dashboard's port with --serve (0 picks a free one).") var port: Int = 8080
 
     func run() async throws {
         bootstrapLogging(level: self.logLevel)
@@ -64,17 +67,35 @@ struct DemoCommand: AsyncParsableCommand {
         let queue = "demo-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         configuration.queues = [queue: .init(slots: self.slots)]
         let worker = ConveyorWorker(client: client, registry: registry, configuration: configuration, logger: logger)
-        let driver = DemoDriver(client: client, queue: queue, jobs: self.jobs)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: postgres),
-                    .init(service: worker),
-                    .init(service: driver, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
+        let dashboard = Mutex<String?>(nil)
+        let driver = DemoDriver(client: client, queue: queue, jobs: self.jobs) {
+            guard let url = dashboard.withLock({ $0 }) else { return }
+            print("dashboard: \(url)\nserving until Ctrl-C")
+            fflush(nil)
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: postgres),
+            .init(service: worker),
+            .init(service: driver, successTerminationBehavior: self.serve ? .ignore : .gracefullyShutdownGroup),
+        ]
+        if self.serve {
+            let configured = try ServeCommand.tokens(host: "127.0.0.1")
+            let secret = configured.isEmpty ? APIToken.generateSecret() : nil
+            let tokens = secret.map { [APIToken(name: "demo", secret: $0)] } ?? configured
+            let application = try ServeCommand.application(
+                client: client,
+                tokens: tokens,
+                host: "127.0.0.1",
+                port: self.port,
                 logger: logger
-            )
+            ) { port in
+                let fragment = secret.map { "#/?token=\($0)" } ?? "#/"
+                dashboard.withLock { $0 = "http://127.0.0.1:\(port)/\(fragment)" }
+            }
+            services.append(.init(service: application))
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
         guard driver.finished else { throw ExitCode.failure }
@@ -86,12 +107,14 @@ final class DemoDriver: Service, Sendable {
     let client: ConveyorClient
     let queue: String
     let jobs: Int
+    let onFinished: @Sendable () -> Void
     private let done = ManagedFlag()
 
-    init(client: ConveyorClient, queue: String, jobs: Int) {
+    init(client: ConveyorClient, queue: String, jobs: Int, onFinished: @escaping @Sendable () -> Void = {}) {
         self.client = client
         self.queue = queue
         self.jobs = jobs
+        self.onFinished = onFinished
     }
 
     var finished: Bool { self.done.value }
@@ -155,6 +178,7 @@ final class DemoDriver: Service, Sendable {
         )
         try await self.runWorkflow()
         self.done.set()
+        self.onFinished()
     }
 
     /// Starts a `demo.order` run, approves it once it waits for the signal, and prints it when it ended.

@@ -5,14 +5,16 @@ import ConveyorPostgres
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import PostgresNIO
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the admin API under /api until SIGINT or SIGTERM.",
+        abstract: "Serve the dashboard at / and the admin API under /api until SIGINT or SIGTERM.",
         discussion: """
             Every route but /api/health and /api/ready needs a token from CONVEYOR_API_TOKEN (a secret, or \
             name:secret pairs separated by commas), sent as `Authorization: Bearer <secret>` or `x-api-key`. \
@@ -52,6 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
                 print("serving the admin API on http://\(Self.displayHost(self.host)):\(port)/api")
                 if let generated {
                     print("no CONVEYOR_API_TOKEN is set; this run's token: \(generated)")
+                    print("dashboard: http://\(Self.displayHost(self.host)):\(port)/#/?token=\(generated)")
+                } else {
+                    print("dashboard: http://\(Self.displayHost(self.host)):\(port)/ (sign in with a token)")
                 }
                 fflush(nil)
             }
@@ -87,9 +92,12 @@ struct ServeCommand: AsyncParsableCommand {
         logger: Logger,
         onRunning: @escaping @Sendable (Int) -> Void
     ) throws -> some ApplicationProtocol {
-        let api = try ConveyorAdminAPI(client: client, configuration: .init(tokens: tokens))
+        var configuration = ConveyorAdminAPI.Configuration(tokens: tokens)
+        configuration.prometheus = Self.prometheus
+        let api = try ConveyorAdminAPI(client: client, configuration: configuration)
         let router = Router()
         router.addRoutes(api.routes(), atPath: "/api")
+        router.addRoutes(ConveyorDashboard(apiPath: "/api").routes(), atPath: "/")
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .notice)
         return Application(
@@ -99,6 +107,13 @@ struct ServeCommand: AsyncParsableCommand {
             logger: serverLogger
         )
     }
+
+    /// The process's swift-metrics go to this registry, which `GET /api/metrics/prom` emits.
+    static let prometheus: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
 
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")

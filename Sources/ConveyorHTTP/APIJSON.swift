@@ -137,6 +137,43 @@ enum APIJSON {
         ]
     }
 
+    static func metrics(_ queue: QueueMetrics) -> [String: Any] {
+        [
+            "queue": queue.queue,
+            "paused": queue.isPaused,
+            "available": queue.available,
+            "waiting": queue.waiting,
+            "running": queue.running,
+            "dead_lettered": queue.deadLettered,
+            "completed_per_second": queue.completedPerSecond,
+            "failed_per_second": queue.failedPerSecond,
+            "success_rate": queue.successRate,
+            "retry_rate": queue.retryRate,
+            "completed_per_minute": queue.completedPerMinute,
+            "start_latency_ms": queue.startLatency.map { latency -> Any in
+                ["samples": latency.samples, "p50": latency.p50, "p95": latency.p95, "p99": latency.p99]
+            } ?? NSNull(),
+        ]
+    }
+
+    static func decision(_ decision: IngestDecision) -> [String: Any] {
+        [
+            "id": Self.optional(decision.id),
+            "at": Self.time(decision.at),
+            "code": decision.code,
+            "reason": decision.reason,
+            "queue": Self.optional(decision.queue),
+            "namespace": Self.optional(decision.namespace),
+            "kind": Self.optional(decision.kind),
+            "jobs": decision.jobs,
+            "source": Self.optional(decision.source),
+        ]
+    }
+
+    static func limit(_ limit: EnqueueLimit) -> [String: Any] {
+        ["scope": limit.scope.rawValue, "name": limit.name, "per_second": limit.perSecond, "burst": limit.burst]
+    }
+
     static func worker(_ worker: WorkerPresence) -> [String: Any] {
         [
             "id": worker.id,
@@ -232,12 +269,28 @@ struct APIBody {
         return number.intValue
     }
 
+    func bool(_ key: String) throws -> Bool? {
+        guard let value = self.object[key], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, Self.isBool(number) else {
+            throw ConveyorHTTPError.malformed("\(key) must be true or false")
+        }
+        return number.boolValue
+    }
+
     func strings(_ key: String) throws -> [String]? {
         guard let value = self.object[key], !(value is NSNull) else { return nil }
         guard let array = value as? [Any], let texts = array as? [String], texts.count == array.count else {
             throw ConveyorHTTPError.malformed("\(key) must be an array of strings")
         }
         return texts
+    }
+
+    func double(_ key: String) throws -> Double? {
+        guard let value = self.object[key], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, !Self.isBool(number) else {
+            throw ConveyorHTTPError.malformed("\(key) must be a number")
+        }
+        return number.doubleValue
     }
 
     func date(_ key: String) throws -> Date? {

@@ -20,3 +20,15 @@ public enum AdminJSON {
         String(decoding: APIJSON.render(["workers": workers.map(APIJSON.worker)]), as: UTF8.self)
     }
 }
+
+extension AdminJSON {
+    /// `GET /metrics`'s body.
+    public static func metrics(_ queues: [QueueMetrics], workers: Int) -> String {
+        String(
+            decoding: APIJSON.render([
+                "queues": queues.map(APIJSON.metrics), "workers": workers, "generated_at": APIJSON.time(Date()),
+            ]),
+            as: UTF8.self
+        )
+    }
+}

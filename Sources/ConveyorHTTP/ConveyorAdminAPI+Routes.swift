@@ -2,6 +2,7 @@ import Conveyor
 import ConveyorCore
 import Foundation
 import HTTPTypes
+import Prometheus
 
 extension ConveyorAdminAPI {
     /// Every route, in the order `/openapi.json` lists them.
@@ -193,7 +194,182 @@ extension ConveyorAdminAPI {
             tag: "workflows",
             handler: Self.fork
         ),
+        Route(
+            method: .post,
+            path: "/dlq/retry",
+            operationID: "retryDeadLetters",
+            summary: "Retry the dead-lettered jobs that match a filter; dry_run counts them first.",
+            tag: "jobs",
+            handler: { call in try await Self.bulk(call, .retry) }
+        ),
+        Route(
+            method: .post,
+            path: "/dlq/discard",
+            operationID: "discardDeadLetters",
+            summary: "Delete the dead-lettered jobs that match a filter; dry_run counts them first.",
+            tag: "jobs",
+            handler: { call in try await Self.bulk(call, .discard) }
+        ),
+        Route(
+            method: .get,
+            path: "/metrics",
+            operationID: "metrics",
+            summary: "Per queue: depth, running, jobs/s, success and retry rates, start latency over the last minute.",
+            tag: "system",
+            handler: Self.metrics
+        ),
+        Route(
+            method: .get,
+            path: "/metrics/prom",
+            operationID: "prometheusMetrics",
+            summary: "Prometheus text: the swift-metrics registry and gauges from cheap queries.",
+            tag: "system",
+            handler: Self.prometheus
+        ),
+        Route(
+            method: .get,
+            path: "/ingest/decisions",
+            operationID: "listIngestDecisions",
+            summary: "Refused enqueues, newest first, with their code and reason.",
+            tag: "guardrails",
+            handler: Self.decisions
+        ),
+        Route(
+            method: .get,
+            path: "/limits",
+            operationID: "listEnqueueLimits",
+            summary: "Enqueue rate limits per queue and namespace.",
+            tag: "guardrails",
+            handler: { call in .ok(["limits": try await call.client.limits.list().map(APIJSON.limit)]) }
+        ),
+        Route(
+            method: .put,
+            path: "/limits/{scope}/{name}",
+            operationID: "setEnqueueLimit",
+            summary: "Create or replace the enqueue rate limit of a queue or namespace.",
+            tag: "guardrails",
+            handler: Self.setLimit
+        ),
+        Route(
+            method: .delete,
+            path: "/limits/{scope}/{name}",
+            operationID: "removeEnqueueLimit",
+            summary: "Remove the enqueue rate limit of a queue or namespace.",
+            tag: "guardrails",
+            handler: Self.removeLimit
+        ),
     ]
+
+    // MARK: Operations
+
+    private static func bulk(_ call: Call, _ action: DeadLetterAction) async throws -> APIResponse {
+        let body = try call.bodyObject()
+        var filter = JobFilter(
+            queue: try body.string("queue"),
+            kind: try body.string("kind"),
+            namespace: try body.string("namespace"),
+            tag: try body.string("tag"),
+            createdAfter: try body.date("created_after"),
+            createdBefore: try body.date("created_before")
+        )
+        if let reason = try body.string("reason") {
+            guard let parsed = DeadLetterReason(rawValue: reason) else {
+                throw ConveyorError(
+                    .invalidFilter,
+                    "unknown reason \(reason.prefix(40)); reasons are "
+                        + DeadLetterReason.allCases.map(\.rawValue).joined(separator: ", ")
+                )
+            }
+            filter.deadReason = parsed
+        }
+        let dryRun = try body.bool("dry_run") ?? false
+        let limit = try body.int("limit") ?? 1000
+        let matched = try await call.client.store.bulkDeadLetter(
+            action,
+            matching: filter,
+            limit: limit,
+            dryRun: dryRun,
+            by: call.performer,
+            logger: call.client.logger
+        )
+        return .ok(["action": action.rawValue, "dry_run": dryRun, "matched": matched])
+    }
+
+    private static func metrics(_ call: Call) async throws -> APIResponse {
+        async let workers = call.client.workers.list()
+        let queues = try await call.api.metricsCache.queues(call.client)
+        return .ok([
+            "queues": queues.map(APIJSON.metrics),
+            "workers": try await workers.count,
+            "generated_at": APIJSON.time(Date()),
+        ])
+    }
+
+    private static func prometheus(_ call: Call) async throws -> APIResponse {
+        async let workers = call.client.workers.list()
+        async let deadLetters = call.client.store.deadLetterCounts(logger: call.client.logger)
+        let queues = try await call.api.metricsCache.queues(call.client)
+        var text: [UInt8] = []
+        call.api.configuration.prometheus?.emit(into: &text)
+        let reasons = try await deadLetters.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+            PrometheusText.DeadLetterReasonCount(reason: $0.key.rawValue, count: $0.value)
+        }
+        text += Array(
+            PrometheusText.gauges(queues: queues, workers: try await workers.count, deadLetters: reasons).utf8
+        )
+        return .text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
+    }
+
+    private static func decisions(_ call: Call) async throws -> APIResponse {
+        let filter = IngestDecisionFilter(
+            code: try call.query.string("code"),
+            queue: try call.query.string("queue"),
+            namespace: try call.query.string("namespace"),
+            limit: try call.query.limit(),
+            cursor: try call.query.string("cursor")
+        )
+        let page = try await call.client.ingest.decisions(filter)
+        return .ok([
+            "decisions": page.decisions.map(APIJSON.decision), "next_cursor": APIJSON.optional(page.nextCursor),
+        ])
+    }
+
+    private static func scope(_ call: Call) throws -> EnqueueLimit.Scope {
+        let text = try call.parameter("scope")
+        guard let scope = EnqueueLimit.Scope(rawValue: text) else {
+            throw ConveyorHTTPError.parameter("a limit's scope is queue or namespace, got \(text.prefix(40))")
+        }
+        return scope
+    }
+
+    private static func setLimit(_ call: Call) async throws -> APIResponse {
+        let body = try call.bodyObject()
+        guard let perSecond = try body.double("per_second") else {
+            throw ConveyorHTTPError.malformed("per_second is required")
+        }
+        guard let burst = try body.int("burst") else { throw ConveyorHTTPError.malformed("burst is required") }
+        let limit = EnqueueLimit(
+            scope: try Self.scope(call),
+            name: try call.parameter("name"),
+            perSecond: perSecond,
+            burst: burst
+        )
+        try await call.client.limits.set(limit)
+        return .ok(APIJSON.limit(limit))
+    }
+
+    private static func removeLimit(_ call: Call) async throws -> APIResponse {
+        let scope = try Self.scope(call)
+        let name = try call.parameter("name")
+        guard try await call.client.limits.remove(scope: scope, name: name) else {
+            throw ConveyorHTTPError(
+                .notFound,
+                code: ConveyorHTTPError.Code.notFound,
+                "no enqueue limit on \(scope.rawValue) \(name.prefix(80))"
+            )
+        }
+        return .ok(["removed": true, "scope": scope.rawValue, "name": name])
+    }
 
     // MARK: Handlers
 

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Prometheus
 
 /// The admin HTTP API as a Hummingbird `RouteCollection` that a host application mounts, or that `conveyor serve`
 /// runs alone:
@@ -25,6 +26,12 @@ public struct ConveyorAdminAPI: Sendable {
         public var tokens: [APIToken]
         /// The largest request body read (default 2 MiB: a job's arguments are capped at 1 MiB by the client).
         public var maximumBodyBytes: Int = 2 << 20
+        /// The swift-metrics registry that `GET /metrics/prom` emits before its own gauges, when the host
+        /// bootstrapped `MetricsSystem` with a `PrometheusMetricsFactory` on it (default none: only the gauges).
+        public var prometheus: PrometheusCollectorRegistry?
+        /// How long `GET /metrics` and `GET /metrics/prom` reuse one read of the database (default 2 s), so that
+        /// dashboards and scrapers cost one read per interval however many there are.
+        public var metricsCacheInterval: Duration = .seconds(2)
 
         public init(tokens: [APIToken]) {
             self.tokens = tokens
@@ -33,6 +40,7 @@ public struct ConveyorAdminAPI: Sendable {
 
     public let client: ConveyorClient
     public let configuration: Configuration
+    let metricsCache: MetricsCache
 
     /// - Throws: `INVALID_CONFIGURATION` when no token is configured.
     public init(client: ConveyorClient, configuration: Configuration) throws {
@@ -44,6 +52,7 @@ public struct ConveyorAdminAPI: Sendable {
         }
         self.client = client
         self.configuration = configuration
+        self.metricsCache = MetricsCache(interval: configuration.metricsCacheInterval)
     }
 
     /// The routes, for any request context.
@@ -72,7 +81,7 @@ public struct ConveyorAdminAPI: Sendable {
         do {
             let performer = route.isPublic ? nil : try self.authenticate(request)
             var body: [UInt8] = []
-            if route.method == .post {
+            if route.method == .post || route.method == .put {
                 do {
                     let buffer = try await request.body.collect(upTo: self.configuration.maximumBodyBytes)
                     body = Array(buffer.readableBytesView)
@@ -93,12 +102,12 @@ public struct ConveyorAdminAPI: Sendable {
             )
             let response = try await handler(call)
             var headers = HTTPFields()
-            headers[.contentType] = "application/json; charset=utf-8"
+            headers[.contentType] = response.contentType
             headers[.cacheControl] = "no-store"
             return Response(
                 status: response.status,
                 headers: headers,
-                body: .init(byteBuffer: ByteBuffer(bytes: APIJSON.render(response.body)))
+                body: .init(byteBuffer: ByteBuffer(bytes: response.raw ?? APIJSON.render(response.body)))
             )
         } catch let error as ConveyorHTTPError {
             return try error.response(from: request, context: context)
@@ -189,8 +198,23 @@ struct Call: Sendable {
 struct APIResponse: @unchecked Sendable {
     var status: HTTPResponse.Status
     var body: Any
+    /// A body that is not JSON (the Prometheus text), with its content type.
+    var raw: [UInt8]?
+    var contentType = "application/json; charset=utf-8"
+
+    init(status: HTTPResponse.Status, body: Any) {
+        self.status = status
+        self.body = body
+    }
 
     static func ok(_ body: Any) -> APIResponse { APIResponse(status: .ok, body: body) }
+
+    static func text(_ bytes: [UInt8], contentType: String) -> APIResponse {
+        var response = APIResponse(status: .ok, body: [:] as [String: Any])
+        response.raw = bytes
+        response.contentType = contentType
+        return response
+    }
 }
 
 extension ConveyorAdminAPI {

@@ -24,21 +24,38 @@ extension ConveyorClient.Jobs {
     }
 
     /// Enqueues a batch on `connection`, inside the transaction the caller has open there.
+    ///
+    /// Enqueue limits apply as to every enqueue, with two differences that keep the caller's transaction short and
+    /// free of other sessions' locks: the client refreshes its copy of the limits on `connection` (so an enqueue
+    /// that no limit covers needs no second connection), while the tokens of a limited queue or namespace are taken
+    /// in a transaction of the store's own, which commits at once. Tokens are therefore not given back when the
+    /// caller's transaction rolls back. Refusals are recorded in `ingest_decisions` outside the caller's
+    /// transaction, so they are kept whatever it does.
+    ///
+    /// - Throws: A validation ``ConveyorError`` before anything is written; `RATE_LIMITED` when an enqueue limit
+    ///   refused the batch (nothing is written on `connection`); `INVALID_CONFIGURATION` when the client's store is
+    ///   not a ``PostgresJobStore``.
     @discardableResult
     public func enqueue(_ requests: [JobRequest], on connection: PostgresConnection) async throws -> [EnqueuedJob] {
         guard let store = self.client.store as? PostgresJobStore else {
             throw ConveyorError(.invalidConfiguration, "transactional enqueue needs a PostgresJobStore")
         }
-        let jobs = try requests.map { try $0.makeNewJob(for: self.client) }
-        let enqueued = try await store.insert(
-            jobs,
-            notify: self.client.configuration.notifyOnInsert,
-            on: connection,
-            logger: self.client.logger
-        )
-        // Counted when the insert ran; if the caller's transaction later rolls back, the count overstates.
-        ConveyorMetrics.recordEnqueued(NewJobBatch(jobs))
-        return enqueued
+        let client = self.client
+        return try await client.recordingRefusals(.transaction, of: requests) {
+            let jobs = try requests.map { try $0.makeNewJob(for: client) }
+            try await client.checkEnqueueLimits(jobs, source: .transaction) {
+                try await store.enqueueLimits(on: connection, logger: client.logger)
+            }
+            let enqueued = try await store.insert(
+                jobs,
+                notify: client.configuration.notifyOnInsert,
+                on: connection,
+                logger: client.logger
+            )
+            // Counted when the insert ran; if the caller's transaction later rolls back, the count overstates.
+            ConveyorMetrics.recordEnqueued(NewJobBatch(jobs))
+            return enqueued
+        }
     }
 }
 

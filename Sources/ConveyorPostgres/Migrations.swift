@@ -413,6 +413,55 @@ enum Migrations {
                     heartbeat_at timestamptz NOT NULL DEFAULT now()
                 )
                 """,
+                // What attempts ended as, per minute, queue and worker: each worker adds its counts from memory every
+                // few seconds (one upsert per queue it served), so throughput and success rates are read from a
+                // few hundred rows, never counted over the jobs table, and the completer's hot path writes nothing
+                // more. A row per worker keeps workers from contending on one counter.
+                """
+                CREATE TABLE {schema}.queue_stats (
+                    minute        timestamptz NOT NULL,
+                    queue         text        NOT NULL,
+                    worker_id     text        NOT NULL,
+                    started       bigint      NOT NULL DEFAULT 0,
+                    completed     bigint      NOT NULL DEFAULT 0,
+                    failed        bigint      NOT NULL DEFAULT 0,
+                    retried       bigint      NOT NULL DEFAULT 0,
+                    dead_lettered bigint      NOT NULL DEFAULT 0,
+                    cancelled     bigint      NOT NULL DEFAULT 0,
+                    snoozed       bigint      NOT NULL DEFAULT 0,
+                    run_us        bigint      NOT NULL DEFAULT 0,
+                    PRIMARY KEY (minute, queue, worker_id)
+                )
+                """,
+                // Every refused enqueue and why (guardrails: payload size, names, rate limits), pruned by age.
+                """
+                CREATE TABLE {schema}.ingest_decisions (
+                    id        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    at        timestamptz NOT NULL DEFAULT now(),
+                    code      text        NOT NULL,
+                    reason    text        NOT NULL,
+                    queue     text,
+                    namespace text,
+                    kind      text,
+                    jobs      integer     NOT NULL DEFAULT 1,
+                    source    text
+                )
+                """,
+                "CREATE INDEX ingest_decisions_at ON {schema}.ingest_decisions (at)",
+                // Enqueue rate limits per queue or namespace, as token buckets that every process draws from in the
+                // database: the limit holds across processes. `tokens` and `refilled_at` are the bucket's state.
+                """
+                CREATE TABLE {schema}.enqueue_limits (
+                    scope       text             NOT NULL CHECK (scope IN ('queue', 'namespace')),
+                    name        text             NOT NULL,
+                    per_second  double precision NOT NULL CHECK (per_second > 0),
+                    burst       integer          NOT NULL CHECK (burst > 0),
+                    tokens      double precision NOT NULL,
+                    refilled_at timestamptz      NOT NULL DEFAULT now(),
+                    updated_at  timestamptz      NOT NULL DEFAULT now(),
+                    PRIMARY KEY (scope, name)
+                )
+                """,
             ]
         ),
     ]

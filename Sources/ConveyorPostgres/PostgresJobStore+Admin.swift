@@ -24,7 +24,7 @@ extension PostgresJobStore {
             }
         }
         return try await self.run("listing jobs") {
-            var binds = PostgresBindings(capacity: 9)
+            var binds = PostgresBindings(capacity: 10)
             binds.append(filter.states.map(\.rawValue))
             binds.append(filter.queue ?? "")
             binds.append(filter.kind ?? "")
@@ -34,6 +34,7 @@ extension PostgresJobStore {
             binds.append(filter.limit + 1)
             binds.append(filter.createdAfter)
             binds.append(filter.createdBefore)
+            binds.append(filter.deadReason?.rawValue ?? "")
             var jobs = try await self.jobRecords(self.statements.list, binds: binds, logger: logger)
             var next: String?
             if jobs.count > filter.limit {
@@ -173,6 +174,103 @@ extension PostgresJobStore {
             infos[queue] = info
         }
         return infos.values.sorted { $0.name < $1.name }
+    }
+
+    public func bulkDeadLetter(
+        _ action: DeadLetterAction,
+        matching filter: JobFilter,
+        limit: Int,
+        dryRun: Bool,
+        by performer: String?,
+        logger: Logger
+    ) async throws -> Int {
+        for (value, code) in [
+            (filter.queue, ConveyorError.Code.invalidQueueName), (filter.kind, .invalidKind),
+            (filter.namespace, .invalidNamespace), (filter.tag, .invalidFilter),
+        ] {
+            if let value, let violation = NameValidation.checkLabel(value) {
+                throw ConveyorError(code, "invalid filter value: \(violation.explanation)")
+            }
+        }
+        guard (1...100_000).contains(limit) else {
+            throw ConveyorError(.invalidFilter, "a bulk action takes 1 to 100000 jobs, got \(limit)")
+        }
+        return try await self.run("\(action.rawValue) of dead-lettered jobs") {
+            let s = self.schema.quoted
+            var binds = PostgresBindings(capacity: 10)
+            binds.append(filter.queue ?? "")
+            binds.append(filter.kind ?? "")
+            binds.append(filter.namespace ?? "")
+            binds.append(filter.tag ?? "")
+            binds.append(filter.createdAfter)
+            binds.append(filter.createdBefore)
+            binds.append(filter.deadReason?.rawValue ?? "")
+            binds.append(limit)
+            if !dryRun { binds.append(performer) }
+            // The dead-lettered jobs through their partial index, newest first. SKIP LOCKED: a job another
+            // statement holds is left for the next call rather than waited for. A retried job whose unique key
+            // another job holds now is skipped (retrying it would break the key's uniqueness).
+            let matching = """
+                SELECT j.id FROM \(s).jobs j
+                WHERE j.state = 'discarded'
+                  AND ($1 = '' OR j.queue = $1)
+                  AND ($2 = '' OR j.kind = $2)
+                  AND ($3 = '' OR j.namespace = $3)
+                  AND ($4 = '' OR $4 = ANY(j.tags))
+                  AND ($5::timestamptz IS NULL OR j.created_at >= $5)
+                  AND ($6::timestamptz IS NULL OR j.created_at < $6)
+                  AND ($7 = '' OR j.dead_reason = $7)
+                  AND (j.unique_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM \(s).jobs o
+                      WHERE o.namespace = j.namespace AND o.unique_key = j.unique_key
+                        AND o.state NOT IN ('cancelled', 'discarded')
+                  ))
+                ORDER BY j.id DESC
+                LIMIT $8
+                """
+            let sql: String
+            if dryRun {
+                sql = "SELECT count(*)::bigint, ARRAY[]::text[] FROM (\(matching)) m"
+            } else {
+                let change =
+                    action == .retry
+                    ? """
+                    UPDATE \(s).jobs j
+                    SET state = 'available', run_at = now(), finished_at = NULL, dead_reason = NULL,
+                        cancel_requested_at = NULL, max_attempts = greatest(j.max_attempts, j.attempt + 1)
+                    FROM picked WHERE j.id = picked.id
+                    RETURNING j.id, j.queue
+                    """
+                    : """
+                    DELETE FROM \(s).jobs j USING picked WHERE j.id = picked.id RETURNING j.id, j.queue
+                    """
+                sql = """
+                    WITH picked AS (\(matching) FOR UPDATE OF j SKIP LOCKED),
+                    changed AS (\(change)),
+                    event AS (
+                        INSERT INTO \(s).events (subject, subject_id, action, from_state, to_state, performed_by,
+                                                 details)
+                        SELECT 'job', id::text, '\(action == .retry ? "retried" : "deleted")', 'discarded',
+                               \(action == .retry ? "'available'" : "NULL"), $9, '{"bulk": "true"}'
+                        FROM changed
+                    )
+                    SELECT count(*)::bigint, coalesce(array_agg(DISTINCT queue), ARRAY[]::text[]) FROM changed
+                    """
+            }
+            return try await self.committed(logger: logger) { [binds] connection in
+                let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+                var count = 0
+                var queues: [String] = []
+                for try await (changed, touched) in rows.decode((Int64, [String]).self) {
+                    count = Int(changed)
+                    queues = touched
+                }
+                if action == .retry, !dryRun {
+                    for queue in queues { try await self.notify(queue: queue, on: connection, logger: logger) }
+                }
+                return count
+            }
+        }
     }
 
     public func runnableCounts(logger: Logger) async throws -> [String: Int] {

@@ -130,6 +130,7 @@ struct Statements: Sendable {
               AND ($6 = 0 OR id < $6)
               AND ($8::timestamptz IS NULL OR created_at >= $8)
               AND ($9::timestamptz IS NULL OR created_at < $9)
+              AND ($10 = '' OR dead_reason = $10)
             ORDER BY id DESC
             LIMIT $7
             """

@@ -46,6 +46,8 @@ public struct EventRecord: Sendable, Hashable {
         case signalled
         /// A run was forked (`details.fork` holds the new run, `details.step` the step).
         case forked
+        /// A dead-lettered job was deleted by a bulk discard.
+        case deleted
     }
 
     public var id: Int64

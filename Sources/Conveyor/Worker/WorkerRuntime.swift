@@ -11,6 +11,7 @@ final class WorkerRuntime: Sendable {
     let workerID: String
     let logger: Logger
     let inFlight = InFlightJobs()
+    let stats = QueueStatsCollector()
     let completer: Completer
     let stager: Stager
     let workflowWriter: WorkflowWriter
@@ -57,6 +58,7 @@ final class WorkerRuntime: Sendable {
     func execute(_ execution: InFlightJobs.Execution) async {
         let job = execution.job
         ConveyorMetrics.jobStarted(queue: job.queue, kind: job.kind)
+        self.stats.started(queue: job.queue)
         if job.kind == WorkflowJob.kind {
             await self.executeWorkflow(execution)
             return
@@ -176,6 +178,7 @@ final class WorkerRuntime: Sendable {
             transition: transition,
             durationNanoseconds: nanoseconds
         )
+        self.stats.finished(queue: job.queue, transition: transition, durationNanoseconds: nanoseconds)
         self.completer.add(
             JobCompletion(
                 lease: JobLease(id: job.id, token: job.leaseToken),

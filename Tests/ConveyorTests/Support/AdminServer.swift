@@ -17,7 +17,10 @@ struct AdminServer: Sendable {
 
     let client: any TestClientProtocol
 
-    /// Runs `body` against a live server whose API is mounted at `/api`.
+    /// The address the browser loads.
+    var baseURL: String { "http://127.0.0.1:\(self.client.port ?? 0)" }
+
+    /// Runs `body` against a live server whose API is mounted at `/api` and the dashboard at `/`.
     static func with(
         _ db: TestDatabase,
         _ body: @Sendable (AdminServer) async throws -> Void
@@ -25,6 +28,7 @@ struct AdminServer: Sendable {
         let api = try ConveyorAdminAPI(client: db.client, configuration: .init(tokens: Self.tokens))
         let router = Router()
         router.addRoutes(api.routes(), atPath: "/api")
+        router.addRoutes(ConveyorDashboard(apiPath: "/api").routes(), atPath: "/")
         let application = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await application.test(.live) { client in try await body(AdminServer(client: client)) }
     }
