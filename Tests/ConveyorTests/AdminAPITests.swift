@@ -346,3 +346,104 @@ import Testing
         }
     }
 }
+
+/// Bulk dead-letter actions and the metrics endpoints, on a live server with data that real workers produced.
+@Suite(.database) struct AdminOperationsTests {
+    /// Dead-letters `count` jobs of `queue` through a real worker (a handler that refuses them).
+    static func deadLetter(_ db: TestDatabase, count: Int, queue: String) async throws -> [JobID] {
+        var registry = JobRegistry()
+        registry.register(Echo.self) { _, _ in throw NonRetryable(TestFailure("refused")) }
+        let jobs = try await db.client.jobs.enqueue(
+            contentsOf: (0..<count).map { Echo(value: $0) },
+            options: .init(queue: queue, maxAttempts: 1)
+        )
+        try await db.withWorker(registry, configure: { $0.queues = [queue: .init(slots: 4)] }) { _ in
+            try await db.waitUntil("the jobs are dead-lettered") {
+                try await db.client.jobs.deadLettered(JobFilter(queue: queue)).jobs.count == count
+            }
+        }
+        return jobs.map(\.id)
+    }
+
+    @Test("bulk retry and discard by filter: a dry run counts, the action changes exactly those, each recorded")
+    func bulkDeadLetters() async throws {
+        let db = try TestDatabase.get()
+        let mail = try await Self.deadLetter(db, count: 3, queue: "mail")
+        let other = try await Self.deadLetter(db, count: 2, queue: "other")
+        try await AdminServer.with(db) { server in
+            let dry = try await server.post("/dlq/retry", #"{"queue": "mail", "dry_run": true}"#)
+            #expect(dry.status == .ok)
+            #expect(dry.json["matched"] as? Int == 3)
+            #expect(dry.json["dry_run"] as? Bool == true)
+            #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'discarded'") == 5)
+
+            let retried = try await server.post("/dlq/retry", #"{"queue": "mail", "reason": "NON_RETRYABLE"}"#)
+            #expect(retried.json["matched"] as? Int == 3)
+            for id in mail { #expect(try await db.client.jobs.get(id)?.state == .available) }
+            let timeline = try await db.client.jobs.timeline(mail[0])
+            #expect(timeline.entries.last?.action == "retried")
+            #expect(timeline.entries.last?.performedBy == "token:ops")
+
+            let refused = try await server.post("/dlq/discard", #"{"reason": "SIDEWAYS"}"#)
+            #expect(refused.status == .badRequest)
+            #expect(refused.errorCode == "INVALID_FILTER")
+            let tooMany = try await server.post("/dlq/discard", #"{"limit": 0}"#)
+            #expect(tooMany.errorCode == "INVALID_FILTER")
+
+            let discardDry = try await server.post("/dlq/discard", #"{"dry_run": true}"#)
+            #expect(discardDry.json["matched"] as? Int == 2)
+            let discarded = try await server.post("/dlq/discard", "{}")
+            #expect(discarded.json["matched"] as? Int == 2)
+            for id in other { #expect(try await db.client.jobs.get(id) == nil) }
+            let events = try await db.store.events(for: .job(other[0]), limit: 10, logger: db.logger)
+            #expect(events.map(\.action) == [.deleted])
+            #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'discarded'") == 0)
+        }
+    }
+
+    @Test("metrics: counts from the partial indexes, rates from the stats workers write, start latency, Prometheus")
+    func metrics() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(Echo.self, retryPolicy: RetryPolicy(base: .seconds(3600))) { args, _ in
+            if args.value % 4 == 0 { throw TestFailure("flaky") }
+        }
+        _ = try await db.client.jobs.enqueue(contentsOf: (1...20).map { Echo(value: $0) }, options: .init(queue: "mail"))
+        _ = try await db.client.jobs.enqueue(Echo(value: 7), options: .init(queue: "later", delay: .seconds(3600)))
+        try await db.withWorker(registry, configure: { $0.queues = ["mail": .init(slots: 4)] }) { _ in
+            try await db.waitUntil("15 jobs completed and 5 wait for their retry") {
+                let completed = try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'completed'")
+                let retryable = try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'retryable'")
+                return completed == 15 && retryable == 5
+            }
+        }
+        // The worker wrote its counts when it stopped.
+        #expect(try await db.scalar("SELECT sum(completed)::int FROM {schema}.queue_stats WHERE queue = 'mail'") == 15)
+        try await AdminServer.with(db) { server in
+            let reply = try await server.get("/metrics")
+            #expect(reply.status == .ok)
+            let queues = try #require(reply.json["queues"] as? [[String: Any]])
+            let mail = try #require(queues.first { $0["queue"] as? String == "mail" })
+            #expect(mail["waiting"] as? Int == 5)
+            #expect(mail["available"] as? Int == 0)
+            let rate = try #require(mail["completed_per_second"] as? Double)
+            #expect(rate > 0 && rate <= 15.0 / 60)
+            #expect(abs((mail["success_rate"] as? Double ?? 0) - 0.75) < 0.001)
+            #expect(abs((mail["retry_rate"] as? Double ?? 0) - 0.25) < 0.001)
+            #expect((mail["completed_per_minute"] as? [Int])?.reduce(0, +) == 15)
+            let latency = try #require(mail["start_latency_ms"] as? [String: Any])
+            #expect(latency["samples"] as? Int == 20)
+            let later = try #require(queues.first { $0["queue"] as? String == "later" })
+            #expect(later["waiting"] as? Int == 1)
+
+            let prom = try await server.get("/metrics/prom")
+            #expect(prom.status == .ok)
+            #expect(prom.headers[.contentType]?.hasPrefix("text/plain") == true)
+            #expect(prom.text.contains(#"conveyor_queue_jobs{queue="mail",state="waiting"} 5"#))
+            #expect(prom.text.contains("# TYPE conveyor_queue_completed_per_second gauge"))
+            #expect(prom.text.contains(#"conveyor_queue_start_latency_milliseconds{queue="mail",quantile="0.99"}"#))
+            #expect(prom.text.contains("conveyor_workers_live 0"))
+            #expect(try await server.get("/metrics/prom", auth: .none).status == .unauthorized)
+        }
+    }
+}
