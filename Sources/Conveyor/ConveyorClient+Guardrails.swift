@@ -270,10 +270,11 @@ extension ConveyorClient {
             if let readLimits { return try await readLimits() }
             return try await self.store.enqueueLimits(logger: self.logger)
         }
+        guard !limits.isEmpty else { return }
         var requests: [EnqueueLimitRequest] = []
-        if true {
+        if !limits.queues.isEmpty {
             var perQueue: [String: Int] = [:]
-            for (group, count) in batch.groups where true {
+            for (group, count) in batch.groups where limits.queues.contains(group.queue) {
                 perQueue[group.queue, default: 0] += count
             }
             requests += perQueue.map { EnqueueLimitRequest(scope: .queue, name: $0.key, count: $0.value) }

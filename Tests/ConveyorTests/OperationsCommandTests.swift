@@ -87,6 +87,32 @@ import FoundationNetworking
         #expect(await local.terminate() == 0)
     }
 
+    @Test("conveyor demo --serve runs its workload, then serves the dashboard with its data until SIGTERM")
+    func demoServes() async throws {
+        let db = try TestDatabase.get()
+        let demo = try WorkerProcess(
+            url: db.url,
+            schema: db.schema,
+            command: "demo",
+            arguments: ["--jobs", "30", "--serve", "--port", "0"],
+            environment: ["CONVEYOR_API_TOKEN": ""]
+        )
+        try await db.waitUntil("the demo printed its dashboard", timeout: .seconds(120)) {
+            demo.output.contains("serving until Ctrl-C") || !demo.isRunning
+        }
+        let output = demo.output
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("dashboard: http://127.0.0.1:") })
+        let url = String(line.dropFirst("dashboard: ".count))
+        let port = try #require(Int(url.dropFirst("http://127.0.0.1:".count).prefix { $0.isNumber }))
+        let token = try #require(url.components(separatedBy: "token=").last)
+        let page = try await URLSession.shared.data(from: try #require(URL(string: "http://127.0.0.1:\(port)/")))
+        #expect(String(decoding: page.0, as: UTF8.self).contains(#"<meta name="conveyor-api" content="/api">"#))
+        let (status, body) = try await Self.get(port, "/metrics", token: token)
+        #expect(status == 200)
+        #expect(body.contains(#""queue":"demo-"#), "\(body)")
+        #expect(await demo.terminate() == 0, "\(demo.output)")
+    }
+
     @Test("jobs explain, jobs timeline, queues and workers print what the API answers")
     func commands() async throws {
         let db = try TestDatabase.get()
