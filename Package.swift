@@ -99,6 +99,7 @@ let package = Package(
             name: "ReceiptServer",
             dependencies: [
                 "Conveyor",
+                "ConveyorHTTP",
                 "ConveyorPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

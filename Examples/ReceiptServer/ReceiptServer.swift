@@ -5,7 +5,9 @@
 //     DATABASE_URL=postgres://app@localhost:5432/app swift run receipt-server
 //     curl -X POST localhost:8080/orders/42
 //     curl -X POST localhost:8080/orders/42/fulfil && curl -X POST localhost:8080/orders/42/approve
+//     CONVEYOR_API_TOKEN=ops:… also serves the dashboard at localhost:8080/conveyor/ and the admin API under /conveyor/api
 import Conveyor
+import ConveyorHTTP
 import ConveyorPostgres
 import Foundation
 import Hummingbird
@@ -95,6 +97,14 @@ struct ReceiptServer {
             let orderID = try context.parameters.require("id", as: Int.self)
             try await conveyor.workflows.signal("fulfil-\(orderID)", "approved", "ops")
             return "order \(orderID): approved\n"
+        }
+
+        // The admin API and the dashboard, mounted beside the app's own routes when a token is configured.
+        let tokens = try APIToken.parse(environment["CONVEYOR_API_TOKEN"])
+        if !tokens.isEmpty {
+            let admin = try ConveyorAdminAPI(client: conveyor, configuration: .init(tokens: tokens))
+            router.addRoutes(admin.routes(), atPath: "/conveyor/api")
+            router.addRoutes(ConveyorDashboard(apiPath: "/conveyor/api").routes(), atPath: "/conveyor")
         }
 
         let port = Int(environment["PORT"] ?? "") ?? 8080

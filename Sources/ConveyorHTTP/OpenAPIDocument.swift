@@ -43,7 +43,7 @@ extension ConveyorAdminAPI {
 
             if let body = documented?.requestBody {
                 operation["requestBody"] = [
-                    "required": true,
+                    "required": documented?.requestBodyIsRequired ?? true,
                     "content": ["application/json": ["schema": body]],
                 ]
             }
@@ -52,7 +52,7 @@ extension ConveyorAdminAPI {
             for response in documented?.responses ?? [] {
                 responses[String(response.status)] = [
                     "description": response.description,
-                    "content": ["application/json": ["schema": response.schema]],
+                    "content": [response.contentType: ["schema": response.schema]],
                 ]
             }
             if documented == nil {
@@ -64,7 +64,8 @@ extension ConveyorAdminAPI {
             }
             var errors = documented?.errors ?? []
             if !route.isPublic { errors.append(401) }
-            if ["POST", "PUT", "PATCH"].contains(route.method.uppercased()) { errors.append(413) }
+            // The methods whose body `respond` reads, capped at `maximumBodyBytes`.
+            if ["POST", "PUT"].contains(route.method.uppercased()) { errors.append(413) }
             errors.append(500)
             for status in Set(errors) {
                 var response = OpenAPISpec.errorResponse(status)
@@ -114,12 +115,15 @@ private struct OpenAPIOperation {
         var status: Int
         var description: String
         var schema: [String: Any]
+        var contentType = "application/json"
     }
 
     /// Schemas (and descriptions) of the `{name}` parameters of the path; any other is a string.
     var pathParameters: [String: (description: String, schema: [String: Any])] = [:]
     var query: [[String: Any]] = []
     var requestBody: [String: Any]?
+    /// Whether a call without a body is refused (an empty body reads as `{}`).
+    var requestBodyIsRequired = true
     var responses: [Response]
     /// Statuses answered with the `Error` schema, besides 401 (every route with a token), 413 (every route that reads
     /// a body) and 500 (every route).
@@ -193,9 +197,24 @@ private enum OpenAPISpec {
         return schema
     }
 
-    static func boolean(_ description: String? = nil) -> [String: Any] {
+    static func boolean(_ description: String? = nil, nullable: Bool = false) -> [String: Any] {
         var schema: [String: Any] = ["type": "boolean"]
         if let description { schema["description"] = description }
+        if nullable { schema["nullable"] = true }
+        return schema
+    }
+
+    static func number(
+        _ description: String? = nil,
+        minimum: Double? = nil,
+        exclusiveMinimum: Bool = false,
+        maximum: Double? = nil
+    ) -> [String: Any] {
+        var schema: [String: Any] = ["type": "number", "format": "double"]
+        if let description { schema["description"] = description }
+        if let minimum { schema["minimum"] = minimum }
+        if exclusiveMinimum { schema["exclusiveMinimum"] = true }
+        if let maximum { schema["maximum"] = maximum }
         return schema
     }
 
@@ -238,7 +257,8 @@ private enum OpenAPISpec {
     static func object(
         _ properties: KeyValuePairs<String, [String: Any]>,
         required: [String]? = nil,
-        description: String? = nil
+        description: String? = nil,
+        nullable: Bool = false
     ) -> [String: Any] {
         var members: [String: Any] = [:]
         for (name, schema) in properties { members[name] = schema }
@@ -249,6 +269,7 @@ private enum OpenAPISpec {
             "additionalProperties": false,
         ]
         if let description { schema["description"] = description }
+        if nullable { schema["nullable"] = true }
         return schema
     }
 
@@ -483,6 +504,54 @@ private enum OpenAPISpec {
                 description: "Not ready; schema is there when the database answered."
             ),
             "EnqueueRequest": Self.enqueueRequest(),
+            "QueueMetrics": Self.queueMetrics(),
+            "Metrics": Self.object([
+                "queues": Self.array(Self.ref("QueueMetrics")),
+                "workers": Self.integer("Live workers.", minimum: 0),
+                "generated_at": Self.dateTime(),
+            ]),
+            "DeadLetterBulkRequest": Self.deadLetterBulkRequest(),
+            "DeadLetterBulkResult": Self.object([
+                "action": Self.enumeration(DeadLetterAction.allCases.map(\.rawValue)),
+                "dry_run": Self.boolean("Whether the jobs were only counted."),
+                "matched": Self.integer("The jobs retried or deleted (or that would be).", minimum: 0),
+            ]),
+            "IngestDecision": Self.object([
+                "id": Self.integer(int64: true, nullable: true),
+                "at": Self.dateTime(nullable: true),
+                "code": Self.string("The refusal's stable code (ARGUMENTS_TOO_LARGE, RATE_LIMITED, …)."),
+                "reason": Self.string(),
+                "queue": Self.string(nullable: true),
+                "namespace": Self.string(nullable: true),
+                "kind": Self.string(nullable: true),
+                "jobs": Self.integer("How many jobs the refused call held.", minimum: 0),
+                "source": Self.string("Where the enqueue came from (api, client, transaction).", nullable: true),
+            ]),
+            "IngestDecisionList": Self.object([
+                "decisions": Self.array(Self.ref("IngestDecision")),
+                "next_cursor": Self.string(nullable: true),
+            ]),
+            "EnqueueLimit": Self.object([
+                "scope": Self.enumeration(EnqueueLimit.Scope.allCases.map(\.rawValue)),
+                "name": Self.string("The queue or namespace."),
+                "per_second": Self.number("Tokens added per second."),
+                "burst": Self.integer("The bucket's size.", minimum: 1),
+            ]),
+            "EnqueueLimitList": Self.object(["limits": Self.array(Self.ref("EnqueueLimit"))]),
+            "EnqueueLimitRequest": Self.object([
+                "per_second": Self.number(
+                    "Tokens added per second: above 0, at most 1000000.",
+                    minimum: 0,
+                    exclusiveMinimum: true,
+                    maximum: EnqueueLimit.maximumPerSecond
+                ),
+                "burst": Self.integer("The bucket's size.", minimum: 1, maximum: EnqueueLimit.maximumBurst),
+            ]),
+            "EnqueueLimitRemoved": Self.object([
+                "removed": Self.boolean("Always true."),
+                "scope": Self.enumeration(EnqueueLimit.Scope.allCases.map(\.rawValue)),
+                "name": Self.string(),
+            ]),
             "EnqueueResult": Self.object([
                 "id": Self.jobID(),
                 "duplicate": Self.boolean("Whether a job with the unique key existed and was returned instead."),
@@ -514,6 +583,63 @@ private enum OpenAPISpec {
         ]
     }
 
+    static func queueMetrics() -> [String: Any] {
+        Self.object(
+            [
+                "queue": Self.string(),
+                "paused": Self.boolean(),
+                "available": Self.integer("Runnable now, waiting for a worker.", minimum: 0),
+                "waiting": Self.integer("Scheduled and retryable.", minimum: 0),
+                "running": Self.integer(minimum: 0),
+                "dead_lettered": Self.integer(minimum: 0),
+                "completed_per_second": Self.number("Over the last 60 s.", minimum: 0),
+                "failed_per_second": Self.number("Over the last 60 s.", minimum: 0),
+                "success_rate": Self.number(
+                    "Completed over ended attempts (1 when none ended).",
+                    minimum: 0,
+                    maximum: 1
+                ),
+                "retry_rate": Self.number(
+                    "Failed attempts that scheduled a retry, over ended ones.",
+                    minimum: 0,
+                    maximum: 1
+                ),
+                "completed_per_minute": Self.array(Self.integer(minimum: 0), "The last 30 minutes, oldest first."),
+                "start_latency_ms": Self.object(
+                    [
+                        "samples": Self.integer(minimum: 0),
+                        "p50": Self.number(),
+                        "p95": Self.number(),
+                        "p99": Self.number(),
+                    ],
+                    description: "From when a job could run to when it started; null when none started.",
+                    nullable: true
+                ),
+            ],
+            description: "One queue over the last minute."
+        )
+    }
+
+    static func deadLetterBulkRequest() -> [String: Any] {
+        var limit = Self.integer("At most this many jobs (default 1000).", minimum: 1, maximum: 100_000, nullable: true)
+        limit["default"] = 1000
+        return Self.object(
+            [
+                "queue": Self.string(nullable: true),
+                "kind": Self.string(nullable: true),
+                "namespace": Self.string(nullable: true),
+                "tag": Self.string(nullable: true),
+                "created_after": Self.dateTime(nullable: true),
+                "created_before": Self.dateTime(nullable: true),
+                "reason": Self.enumeration(DeadLetterReason.allCases.map(\.rawValue), nullable: true),
+                "dry_run": Self.boolean("Only count the jobs (default false).", nullable: true),
+                "limit": limit,
+            ],
+            required: [],
+            description: "Which dead-lettered jobs; every member is optional, and no body means all of them."
+        )
+    }
+
     static func enqueueRequest() -> [String: Any] {
         Self.object(
             [
@@ -523,7 +649,10 @@ private enum OpenAPISpec {
                 "namespace": Self.string("Default `default`.", nullable: true),
                 "priority": Self.integer("0 runs first, 9 last (default 0).", minimum: 0, maximum: 9, nullable: true),
                 "max_attempts": Self.integer("Default 20.", minimum: 1, maximum: 1000, nullable: true),
-                "run_at": Self.dateTime("Run no earlier than this; wins over delay_ms.", nullable: true),
+                "run_at": Self.dateTime(
+                    "Run no earlier than this (within 1000 years of 1970); wins over delay_ms.",
+                    nullable: true
+                ),
                 "delay_ms": Self.integer(
                     "Run no earlier than this long after the enqueue.",
                     minimum: 0,
@@ -591,6 +720,13 @@ private enum OpenAPISpec {
         let queueName = (description: "A queue name.", schema: Self.string())
         let job: [String: (description: String, schema: [String: Any])] = ["id": jobID]
         let run: [String: (description: String, schema: [String: Any])] = ["id": runID]
+        let limit: [String: (description: String, schema: [String: Any])] = [
+            "scope": (
+                description: "What the limit is on.",
+                schema: Self.enumeration(EnqueueLimit.Scope.allCases.map(\.rawValue))
+            ),
+            "name": (description: "The queue or namespace.", schema: Self.string()),
+        ]
         return [
             "health": .init(responses: [Self.ok("Health", "The server answers.")]),
             "ready": .init(
@@ -701,6 +837,54 @@ private enum OpenAPISpec {
                 pathParameters: run,
                 responses: [Self.ok("WorkflowRun", "The run after the cancel.")],
                 errors: [404, 503]
+            ),
+            "retryDeadLetters": .init(
+                requestBody: Self.ref("DeadLetterBulkRequest"),
+                requestBodyIsRequired: false,
+                responses: [Self.ok("DeadLetterBulkResult", "The jobs retried (or counted).")],
+                errors: [400, 503]
+            ),
+            "discardDeadLetters": .init(
+                requestBody: Self.ref("DeadLetterBulkRequest"),
+                requestBodyIsRequired: false,
+                responses: [Self.ok("DeadLetterBulkResult", "The jobs deleted (or counted).")],
+                errors: [400, 503]
+            ),
+            "metrics": .init(responses: [Self.ok("Metrics", "Per-queue figures.")], errors: [503]),
+            "prometheusMetrics": .init(
+                responses: [
+                    .init(
+                        status: 200,
+                        description: "Prometheus text exposition format 0.0.4.",
+                        schema: Self.string(),
+                        contentType: "text/plain"
+                    )
+                ],
+                errors: [503]
+            ),
+            "listIngestDecisions": .init(
+                query: [
+                    Self.query("code", Self.string(), "Only refusals with this code."),
+                    Self.query("queue", Self.string()),
+                    Self.query("namespace", Self.string()),
+                ] + Self.pageQuery(),
+                responses: [Self.ok("IngestDecisionList", "A page of refused enqueues, newest first.")],
+                errors: [400, 503]
+            ),
+            "listEnqueueLimits": .init(
+                responses: [Self.ok("EnqueueLimitList", "Every limit, by scope and name.")],
+                errors: [503]
+            ),
+            "setEnqueueLimit": .init(
+                pathParameters: limit,
+                requestBody: Self.ref("EnqueueLimitRequest"),
+                responses: [Self.ok("EnqueueLimit", "The limit as stored.")],
+                errors: [400, 503]
+            ),
+            "removeEnqueueLimit": .init(
+                pathParameters: limit,
+                responses: [Self.ok("EnqueueLimitRemoved", "The limit is gone.")],
+                errors: [400, 404, 503]
             ),
             "forkWorkflow": .init(
                 pathParameters: run,

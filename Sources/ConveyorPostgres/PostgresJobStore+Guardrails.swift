@@ -282,7 +282,7 @@ extension PostgresJobStore {
                                 FROM \(s).enqueue_limits l
                                 JOIN requested r ON r.scope = l.scope AND r.name = l.name
                                 ORDER BY l.scope, l.name
-                                -- mutated
+                                FOR UPDATE OF l
                             ),
                             short AS (
                                 SELECT * FROM bucket WHERE available < wanted

@@ -408,7 +408,10 @@ import Testing
         registry.register(Echo.self, retryPolicy: RetryPolicy(base: .seconds(3600))) { args, _ in
             if args.value % 4 == 0 { throw TestFailure("flaky") }
         }
-        _ = try await db.client.jobs.enqueue(contentsOf: (1...20).map { Echo(value: $0) }, options: .init(queue: "mail"))
+        _ = try await db.client.jobs.enqueue(
+            contentsOf: (1...20).map { Echo(value: $0) },
+            options: .init(queue: "mail")
+        )
         _ = try await db.client.jobs.enqueue(Echo(value: 7), options: .init(queue: "later", delay: .seconds(3600)))
         try await db.withWorker(registry, configure: { $0.queues = ["mail": .init(slots: 4)] }) { _ in
             try await db.waitUntil("15 jobs completed and 5 wait for their retry") {

@@ -22,6 +22,7 @@ import FoundationNetworking
         environment["DATABASE_URL"] = db.url
         environment["CONVEYOR_SCHEMA"] = db.schema
         environment["PORT"] = String(port)
+        environment["CONVEYOR_API_TOKEN"] = "ops:example-token-0123456789"
         process.environment = environment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -67,6 +68,21 @@ import FoundationNetworking
         }
         let run = try #require(try await db.client.workflows.get(WorkflowRunID("fulfil-\(orderID)")))
         #expect(try run.output(as: [String: String].self)?["approvedBy"] == "ops", "\(run.outputJSON ?? "")")
+
+        // The admin API mounted under /conveyor/api: the run's explanation, with the token and refused without it.
+        var explain = URLRequest(
+            url: try #require(URL(string: "http://127.0.0.1:\(port)/conveyor/api/workflows/fulfil-\(orderID)/explain"))
+        )
+        let (_, refused) = try await URLSession.shared.data(for: explain)
+        #expect((refused as? HTTPURLResponse)?.statusCode == 401)
+        explain.setValue("Bearer example-token-0123456789", forHTTPHeaderField: "Authorization")
+        let (explained, answered) = try await URLSession.shared.data(for: explain)
+        #expect((answered as? HTTPURLResponse)?.statusCode == 200)
+        #expect(String(decoding: explained, as: UTF8.self).contains("workflow_completed"))
+        let (page, _) = try await URLSession.shared.data(
+            from: try #require(URL(string: "http://127.0.0.1:\(port)/conveyor/"))
+        )
+        #expect(String(decoding: page, as: UTF8.self).contains(#"content="/conveyor/api""#))
         kill(process.processIdentifier, SIGTERM)
         await exited.wait()
         #expect(process.terminationStatus == 0)

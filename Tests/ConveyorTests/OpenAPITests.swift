@@ -45,7 +45,12 @@ import Testing
             #expect(responses.keys.contains { $0.hasPrefix("2") }, "\(name) has no success response")
             if !route.isPublic { #expect(responses["401"] != nil, "\(name) does not document 401") }
             for status in responses.keys {
-                #expect(document.responseSchema(operation, status: Int(status) ?? 0) != nil, "\(name) \(status)")
+                let types = document.responseMediaTypes(operation, status: Int(status) ?? 0)
+                #expect(!types.isEmpty, "\(name) \(status) has no content")
+                for type in types {
+                    let schema = document.responseSchema(operation, status: Int(status) ?? 0, mediaType: type)
+                    #expect(schema != nil, "\(name) \(status) \(type) has no schema")
+                }
             }
             for status in ["400", "401", "404", "409", "413", "500"] {
                 guard let schema = document.responseSchema(operation, status: Int(status) ?? 0) else { continue }
@@ -108,8 +113,12 @@ import Testing
             for parameter in operation["parameters"] as? [[String: Any]] ?? [] {
                 if let schema = parameter["schema"] as? [String: Any] { schemas.append(schema) }
             }
-            for status in (operation["responses"] as? [String: Any] ?? [:]).keys {
-                if let schema = document.responseSchema(operation, status: Int(status) ?? 0) { schemas.append(schema) }
+            for status in (operation["responses"] as? [String: Any] ?? [:]).keys.compactMap({ Int($0) }) {
+                for type in document.responseMediaTypes(operation, status: status) {
+                    if let schema = document.responseSchema(operation, status: status, mediaType: type) {
+                        schemas.append(schema)
+                    }
+                }
             }
             for schema in schemas {
                 let unsupported = SchemaValidator.unsupportedKeywords(in: schema, at: route.operationID)
@@ -212,6 +221,7 @@ import Testing
         registry.register(workflow: StepThenSignal(counter: StepCounter()))
         registry.register(workflow: WaitsForever())
         try await db.client.queues.pause("held", by: "test")
+        try await db.client.limits.set(EnqueueLimit(scope: .queue, name: "limited", perSecond: 5, burst: 10))
         let done = try await db.client.jobs.enqueue(Echo(value: 1)).id
         let dead = try await db.client.jobs.enqueue(Echo(value: -1), options: .init(maxAttempts: 1)).id
         let held = try await db.client.jobs.enqueue(
@@ -272,8 +282,14 @@ import Testing
                         try await checker.probe(
                             route,
                             "/jobs",
-                            body: #"{"kind": "k", "run_at": "2999-01-01T00:00:00Z"}"#,
+                            body: #"{"kind": "k", "run_at": "2100-01-01T00:00:00Z"}"#,
                             expect: .created
+                        )
+                        try await checker.probe(
+                            route,
+                            "/jobs",
+                            body: #"{"kind": "bad kind\u0000"}"#,
+                            expect: .badRequest
                         )
                     case "getJob", "getJobTimeline", "explainJob":
                         let suffix = ["getJob": "", "getJobTimeline": "/timeline", "explainJob": "/explain"]
@@ -323,6 +339,40 @@ import Testing
                             body: #"{"from_step": "\#(forkStep)", "new_id": "oa-fork"}"#,
                             expect: .created
                         )
+                    case "retryDeadLetters":
+                        try await checker.probe(route, "/dlq/retry", body: #"{"dry_run": true}"#)
+                        try await checker.probe(
+                            route,
+                            "/dlq/retry",
+                            body: #"{"reason": "UNKNOWN_KIND", "kind": "nothing", "limit": 10, "dry_run": false}"#
+                        )
+                        try await checker.probe(route, "/dlq/retry")
+                    case "discardDeadLetters":
+                        try await checker.probe(
+                            route,
+                            "/dlq/discard",
+                            body: #"{"dry_run": true, "queue": "default", "created_after": "2000-01-01T00:00:00Z"}"#
+                        )
+                    case "metrics":
+                        try await checker.probe(route, "/metrics")
+                    case "prometheusMetrics":
+                        let text = try await checker.probe(route, "/metrics/prom")
+                        #expect((text as? String)?.isEmpty == false)
+                    case "listIngestDecisions":
+                        try await checker.probe(route, "/ingest/decisions")
+                        try await checker.probe(route, "/ingest/decisions?code=INVALID_KIND&queue=default&limit=1")
+                    case "listEnqueueLimits":
+                        let limits = try await checker.probe(route, "/limits")
+                        #expect(((limits as? [String: Any])?["limits"] as? [Any])?.isEmpty == false)
+                    case "setEnqueueLimit":
+                        try await checker.probe(route, "/limits/queue/spare", body: #"{"per_second": 2.5, "burst": 3}"#)
+                        try await checker.probe(
+                            route,
+                            "/limits/namespace/other",
+                            body: #"{"per_second": 1, "burst": 1}"#
+                        )
+                    case "removeEnqueueLimit":
+                        try await checker.probe(route, "/limits/queue/spare")
                     default:
                         Issue.record("route \(route.operationID) has no probe in \(#function): add one")
                     }
@@ -379,6 +429,17 @@ import Testing
                     expect: .notFound
                 )
 
+                let removeLimit = try #require(byID["removeEnqueueLimit"])
+                try await checker.probe(removeLimit, "/limits/queue/never-limited", expect: .notFound)
+                try await checker.probe(removeLimit, "/limits/galaxy/x", expect: .badRequest)
+                try await checker.probe(
+                    try #require(byID["setEnqueueLimit"]),
+                    "/limits/queue/spare",
+                    body: #"{"per_second": 0, "burst": 1}"#,
+                    validateRequest: false,
+                    expect: .badRequest
+                )
+
                 // Not ready: a schema newer than this build.
                 _ = try await db.execute(
                     "INSERT INTO {schema}.schema_migrations (version, name) VALUES (999, 'future')"
@@ -391,11 +452,13 @@ import Testing
 }
 
 /// Calls routes on a live server and validates each request body and response against the document.
-final class ResponseChecker {
+final class ResponseChecker: CustomTestStringConvertible {
     let server: AdminServer
     let document: APIDocument
     /// The operation ids with at least one validated response.
     private(set) var checked: Set<String> = []
+
+    var testDescription: String { "the response checker" }
 
     init(server: AdminServer) throws {
         self.server = server
@@ -439,17 +502,19 @@ final class ResponseChecker {
             "\(name): \(reply.status) \(reply.text.prefix(500))",
             sourceLocation: sourceLocation
         )
-        #expect(
-            reply.headers[.contentType]?.hasPrefix("application/json") == true,
-            "\(name): content type",
-            sourceLocation: sourceLocation
-        )
-        let value = try JSONSerialization.jsonObject(with: Data(reply.text.utf8), options: [.fragmentsAllowed])
+        let contentType = reply.headers[.contentType] ?? ""
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        let documented = self.document.responseSchema(operation, status: reply.status.code, mediaType: mediaType)
         let schema = try #require(
-            self.document.responseSchema(operation, status: reply.status.code),
-            "\(name) answered \(reply.status), which the document does not list",
+            documented,
+            "\(name) answered \(reply.status) as \(contentType), which the document does not list",
             sourceLocation: sourceLocation
         )
+        // JSON is validated as parsed; any other media type (Prometheus text) as one string.
+        let value: Any =
+            mediaType == "application/json"
+            ? try JSONSerialization.jsonObject(with: Data(reply.text.utf8), options: [.fragmentsAllowed])
+            : reply.text
         let errors = self.document.validator.validate(value, against: schema, at: "response")
         #expect(
             errors.isEmpty,
@@ -462,7 +527,7 @@ final class ResponseChecker {
 }
 
 /// The document as a client sees it: written by `JSONSerialization` and parsed back.
-struct APIDocument {
+struct APIDocument: CustomTestStringConvertible {
     let root: [String: Any]
     let validator: SchemaValidator
 
@@ -476,6 +541,9 @@ struct APIDocument {
 
     var paths: [String: Any] { self.root["paths"] as? [String: Any] ?? [:] }
 
+    /// Short, so that a failed expectation does not print the whole document.
+    var testDescription: String { "the OpenAPI document" }
+
     /// A route's path as OpenAPI writes it: `:id` segments as `{id}`.
     static func template(_ path: String) -> String {
         path.split(separator: "/", omittingEmptySubsequences: false).map {
@@ -488,17 +556,27 @@ struct APIDocument {
         (self.paths[Self.template(route.path)] as? [String: Any])?[route.method.lowercased()] as? [String: Any]
     }
 
-    func responseSchema(_ operation: [String: Any], status: Int) -> [String: Any]? {
-        Self.schema(of: (operation["responses"] as? [String: Any])?[String(status)])
+    func responseSchema(
+        _ operation: [String: Any],
+        status: Int,
+        mediaType: String = "application/json"
+    ) -> [String: Any]? {
+        Self.schema(of: (operation["responses"] as? [String: Any])?[String(status)], mediaType: mediaType)
+    }
+
+    /// The media types a response's content lists.
+    func responseMediaTypes(_ operation: [String: Any], status: Int) -> [String] {
+        let response = (operation["responses"] as? [String: Any])?[String(status)] as? [String: Any]
+        return ((response?["content"] as? [String: Any])?.keys).map { Array($0).sorted() } ?? []
     }
 
     func requestSchema(_ operation: [String: Any]) -> [String: Any]? {
-        Self.schema(of: operation["requestBody"])
+        Self.schema(of: operation["requestBody"], mediaType: "application/json")
     }
 
-    private static func schema(of container: Any?) -> [String: Any]? {
+    private static func schema(of container: Any?, mediaType: String) -> [String: Any]? {
         let content = (container as? [String: Any])?["content"] as? [String: Any]
-        return (content?["application/json"] as? [String: Any])?["schema"] as? [String: Any]
+        return (content?[mediaType] as? [String: Any])?["schema"] as? [String: Any]
     }
 }
 
@@ -508,19 +586,22 @@ struct APIDocument {
 /// written without a fraction or exponent; `number` for any number; `boolean` apart from numbers), `nullable` (a
 /// JSON null is valid only under `nullable: true`), `enum`, `required`, `properties`, `additionalProperties`
 /// (`false`, or a schema every other member must match), `items`, `format: date-time` (ISO 8601 with a zone),
-/// `minimum`/`maximum`, `minLength`/`maxLength` and `minItems`/`maxItems`. Any other keyword is an error, so that
+/// `minimum` (with OpenAPI 3.0's boolean `exclusiveMinimum`)/`maximum`, `minLength`/`maxLength` and `minItems`/`maxItems`. Any other keyword is an error, so that
 /// the document cannot rely on one the validator would silently skip. Values are as `JSONSerialization` parses them.
-struct SchemaValidator {
+struct SchemaValidator: CustomTestStringConvertible {
     enum Kind: String {
         case null, boolean, integer, number, string, array, object
     }
 
     static let keywords: Set<String> = [
         "$ref", "type", "nullable", "enum", "required", "properties", "additionalProperties", "items", "format",
-        "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "description", "default",
+        "minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "minItems", "maxItems", "description",
+        "default",
     ]
 
     let schemas: [String: Any]
+
+    var testDescription: String { "the validator" }
 
     init(document: [String: Any]) {
         self.schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any] ?? [:]
@@ -567,8 +648,11 @@ struct SchemaValidator {
             }
         case .integer, .number:
             let number = (value as? NSNumber)?.doubleValue ?? .nan
-            if let minimum = (schema["minimum"] as? NSNumber)?.doubleValue, !(number >= minimum) {
-                errors.append("\(path): \(value) is below \(minimum)")
+            if let minimum = (schema["minimum"] as? NSNumber)?.doubleValue {
+                let exclusive = schema["exclusiveMinimum"] as? Bool == true
+                if exclusive ? !(number > minimum) : !(number >= minimum) {
+                    errors.append("\(path): \(value) is below \(minimum)\(exclusive ? " or equal to it" : "")")
+                }
             }
             if let maximum = (schema["maximum"] as? NSNumber)?.doubleValue, !(number <= maximum) {
                 errors.append("\(path): \(value) is above \(maximum)")

@@ -25,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         parsing: .upToNextOption,
-        help: "Workloads to run: w1 w2 w3 w4 w5 w8 w9 idle, or all (default: w1 w2 idle)."
+        help: "Workloads to run: w1 w1d (W1 beside the dashboard) w2 w3 w4 w5 w8 w9 idle, or all (default: w1 w2 idle)."
     )
     var workloads: [String] = ["w1", "w2", "idle"]
 
@@ -87,9 +87,12 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     private func validateOptions() throws {
-        let known: Set = ["w1", "w2", "w3", "w4", "w5", "w8", "w9", "idle", "all"]
+        let known: Set = ["w1", "w1d", "w2", "w3", "w4", "w5", "w8", "w9", "idle", "all"]
         for workload in self.workloads where !known.contains(workload) {
-            throw ConveyorError(.invalidOption, "unknown workload \(workload); use w1 w2 w3 w4 w5 w8 w9 idle or all")
+            throw ConveyorError(
+                .invalidOption,
+                "unknown workload \(workload); use w1 w1d w2 w3 w4 w5 w8 w9 idle or all"
+            )
         }
         guard self.runs >= 1, self.jobs >= 1, self.slots >= 1, self.processes >= 1, self.samples >= 1,
             self.rate >= 1, self.duration >= 1, self.tenants >= 1, self.restarts >= 1, self.faultJobs >= 1,
@@ -127,7 +130,8 @@ struct BenchCommand: AsyncParsableCommand {
             try await environment.dropBenchSchemas()
             let workloads = BenchWorkloads(environment: environment, jobs: self.jobs, processes: self.processes)
             let selected = Set(
-                self.workloads.contains("all") ? ["w1", "w2", "w3", "w4", "w5", "w8", "w9", "idle"] : self.workloads
+                self.workloads.contains("all")
+                    ? ["w1", "w1d", "w2", "w3", "w4", "w5", "w8", "w9", "idle"] : self.workloads
             )
             var report = BenchReport(
                 machine: BenchReport.Machine.current(),
@@ -144,6 +148,10 @@ struct BenchCommand: AsyncParsableCommand {
                 if selected.contains("w1") {
                     self.status("run \(run)/\(self.runs): W1 drain of \(self.jobs) jobs …")
                     figures += try await workloads.drain()
+                }
+                if selected.contains("w1d") {
+                    self.status("run \(run)/\(self.runs): W1 drain beside the dashboard refreshed every second …")
+                    figures += try await workloads.drain(dashboard: true)
                 }
                 if selected.contains("w3") {
                     self.status("run \(run)/\(self.runs): W3 drain of \(self.workflowRuns) workflows …")

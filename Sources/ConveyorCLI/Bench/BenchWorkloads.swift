@@ -36,11 +36,14 @@ struct BenchWorkloads: Sendable {
 
     /// W1 drain (and, `in` a prefilled schema, W4): enqueue `jobs` no-op jobs in batches, then let the worker
     /// processes drain them; jobs/s is counted from the database's own timestamps.
-    func drain(in prefilled: PrefilledSchema? = nil) async throws -> [Measurement] {
+    ///
+    /// With `dashboard`, the admin API serves the schema from this process during the drain and the dashboard's
+    /// overview is refreshed every second (``BenchDashboard``); only the drain's figures are reported then.
+    func drain(in prefilled: PrefilledSchema? = nil, dashboard: Bool = false) async throws -> [Measurement] {
         let env = self.environment
         let (schema, client) =
             if let prefilled { (prefilled.schema, prefilled.client) } else { try await env.freshSchema("w1") }
-        let prefix = prefilled == nil ? "W1" : "W4"
+        let prefix = prefilled == nil ? (dashboard ? "W1 with dashboard" : "W1") : "W4"
         if prefilled != nil {
             // Every W4 run starts from a vacuumed, analyzed table (the prefill's dead rows, or the previous run's,
             // are gone and the free space map is current) with nothing left to checkpoint.
@@ -62,7 +65,14 @@ struct BenchWorkloads: Sendable {
         try await env.postgres.query(PostgresQuery(unsafeSQL: "CHECKPOINT"))
         let cpuBefore = (postgres: ProcessCPU.postgresSeconds(), bench: ProcessCPU.seconds(pid: getpid()))
         let workers = try env.startWorkers(self.processes, schema: schema)
-        try await env.waitDrained(schema)
+        var refreshes = 0
+        if dashboard {
+            (_, refreshes) = try await BenchDashboard.polling(client: client, logger: env.logger) {
+                try await env.waitDrained(schema)
+            }
+        } else {
+            try await env.waitDrained(schema)
+        }
         let workerCPU = workers.map { ProcessCPU.seconds(pid: $0.process.processIdentifier) }.reduce(0, +)
         let postgresCPU = ProcessCPU.postgresSeconds() - cpuBefore.postgres
         let benchCPU = ProcessCPU.seconds(pid: getpid()) - cpuBefore.bench
@@ -108,6 +118,12 @@ struct BenchWorkloads: Sendable {
             ),
             Measurement(name: "\(prefix) bench CPU per job", unit: "µs", value: benchCPU * 1e6 / Double(self.jobs)),
         ]
+        if dashboard {
+            return [
+                figures[0],
+                Measurement(name: "\(prefix): overview refreshes", unit: "", value: Double(refreshes)),
+            ]
+        }
         if prefilled == nil {
             // One job per call and per transaction, from one task: what an app's request handler does.
             let singles = min(2000, self.jobs)
