@@ -51,6 +51,8 @@ public struct ConveyorHTTPError: HTTPResponseError, Sendable {
             .conflict
         case .argumentsTooLarge, .outputTooLarge:
             .contentTooLarge
+        case .rateLimited:
+            .tooManyRequests
         case .malformedArguments, .invalidQueueName, .invalidKind, .invalidNamespace, .invalidOption, .invalidFilter,
             .unknownWorkflow, .invalidSchemaName:
             .badRequest
