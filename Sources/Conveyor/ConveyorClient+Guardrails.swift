@@ -73,8 +73,9 @@ extension ConveyorClient {
 }
 
 extension EnqueueLimit {
-    /// The largest rate and burst a limit may have.
+    /// The highest rate a limit may have, in tokens (jobs) per second.
     public static let maximumPerSecond: Double = 1_000_000
+    /// The largest burst a limit may have, in tokens (jobs).
     public static let maximumBurst = 1_000_000
 
     /// Checks the limit before it is stored.
@@ -266,9 +267,19 @@ extension ConveyorClient {
         source: EnqueueSource,
         readLimits: (() async throws -> [EnqueueLimit])? = nil
     ) async throws {
-        let limits = try await self.limitCache.current(logger: self.logger) {
+        let limits = try await self.limitCache.current {
             if let readLimits { return try await readLimits() }
-            return try await self.store.enqueueLimits(logger: self.logger)
+            do {
+                return try await self.store.enqueueLimits(logger: self.logger)
+            } catch let error as ConveyorError where error.code == .schemaMismatch {
+                // A schema migrated before limits existed holds none. (Not so on a caller's connection: the failed
+                // read has aborted the caller's transaction, which the caller must hear about.)
+                self.logger.warning(
+                    "cannot read enqueue limits; enqueues are not limited until the schema is migrated",
+                    metadata: ["error": "\(error)"]
+                )
+                return []
+            }
         }
         guard !limits.isEmpty else { return }
         var requests: [EnqueueLimitRequest] = []
@@ -373,9 +384,7 @@ struct RefusalSubject {
 ///
 /// When the copy is stale, one enqueue reads the limits; enqueues that arrive meanwhile use the stale copy, or wait
 /// for the read when there is no copy yet, so concurrent enqueues never read the table more than once per
-/// interval. A failed read is not kept: the enqueue fails with its error and the next one reads again. The one
-/// exception is `SCHEMA_MISMATCH` (a schema migrated before limits existed, which can hold none): it counts as no
-/// limits until the next interval.
+/// interval. A failed read is not kept: the enqueue fails with its error and the next one reads again.
 final class EnqueueLimitCache: Sendable {
     /// The names that have a limit.
     struct Snapshot: Sendable {
@@ -419,7 +428,7 @@ final class EnqueueLimitCache: Sendable {
     }
 
     /// The limits, read through `read` when the copy is older than the refresh interval.
-    func current(logger: Logger, read: () async throws -> [EnqueueLimit]) async throws -> Snapshot {
+    func current(read: () async throws -> [EnqueueLimit]) async throws -> Snapshot {
         while true {
             let now = ContinuousClock.now
             let step = self.state.withLock { state -> Step in
@@ -448,12 +457,6 @@ final class EnqueueLimitCache: Sendable {
                 let result: Result<Snapshot, any Error>
                 do {
                     result = .success(Snapshot(try await read()))
-                } catch let error as ConveyorError where error.code == .schemaMismatch {
-                    logger.warning(
-                        "cannot read enqueue limits; enqueues are not limited until the schema is migrated",
-                        metadata: ["error": "\(error)"]
-                    )
-                    result = .success(Snapshot())
                 } catch {
                     result = .failure(error)
                 }

@@ -111,7 +111,7 @@ extension ConveyorAdminAPI {
             operationID: "listQueues",
             summary: "Queues with their waiting, running and dead-lettered counts and pause records.",
             tag: "queues",
-            handler: { call in .ok(["queues": try await call.client.queues.list().map(APIJSON.queue)]) }
+            handler: Self.queues
         ),
         Route(
             method: .post,
@@ -261,6 +261,22 @@ extension ConveyorAdminAPI {
     ]
 
     // MARK: Operations
+
+    /// Queues with their counts and pause records, and what completed and failed in the last 60 s (from the
+    /// metrics, read at most once per cache interval).
+    private static func queues(_ call: Call) async throws -> APIResponse {
+        async let metrics = call.api.metricsCache.queues(call.client)
+        let queues = try await call.client.queues.list()
+        let rates = Dictionary(try await metrics.map { ($0.queue, $0) }, uniquingKeysWith: { first, _ in first })
+        return .ok([
+            "queues": queues.map { queue -> [String: Any] in
+                var body = APIJSON.queue(queue)
+                body["completed_per_minute"] = Int(((rates[queue.name]?.completedPerSecond ?? 0) * 60).rounded())
+                body["failed_per_minute"] = Int(((rates[queue.name]?.failedPerSecond ?? 0) * 60).rounded())
+                return body
+            }
+        ])
+    }
 
     private static func bulk(_ call: Call, _ action: DeadLetterAction) async throws -> APIResponse {
         let body = try call.bodyObject()

@@ -32,6 +32,9 @@ public struct ConveyorAdminAPI: Sendable {
         /// How long `GET /metrics` and `GET /metrics/prom` reuse one read of the database (default 2 s), so that
         /// dashboards and scrapers cost one read per interval however many there are.
         public var metricsCacheInterval: Duration = .seconds(2)
+        /// Where the routes are mounted as clients reach them: the server URL that `GET /openapi.json` names
+        /// (default `/api`, as `conveyor serve` mounts them).
+        public var mountPath: String = "/api"
 
         public init(tokens: [APIToken]) {
             self.tokens = tokens

@@ -273,6 +273,21 @@ private enum OpenAPISpec {
         return schema
     }
 
+    /// `object` (made by ``object(_:required:description:nullable:)``) with more members, all required.
+    static func extending(
+        _ object: [String: Any],
+        _ members: KeyValuePairs<String, [String: Any]>,
+        description: String
+    ) -> [String: Any] {
+        var extended = object
+        var properties = object["properties"] as? [String: Any] ?? [:]
+        for (name, schema) in members { properties[name] = schema }
+        extended["properties"] = properties
+        extended["required"] = (object["required"] as? [String] ?? []) + members.map(\.key)
+        extended["description"] = description
+        return extended
+    }
+
     static func jobID(_ description: String? = nil, nullable: Bool = false) -> [String: Any] {
         Self.integer(description, int64: true, minimum: 1, nullable: nullable)
     }
@@ -285,6 +300,7 @@ private enum OpenAPISpec {
         case 404: description = "Not found: JOB_NOT_FOUND, WORKFLOW_NOT_FOUND or STEP_NOT_FOUND."
         case 409: description = "Not allowed in the current state: INVALID_JOB_STATE, INVALID_WORKFLOW_STATE, …"
         case 413: description = "Too large: BODY_TOO_LARGE, ARGUMENTS_TOO_LARGE or OUTPUT_TOO_LARGE."
+        case 429: description = "An enqueue rate limit of the queue or namespace is exhausted: RATE_LIMITED."
         case 503: description = "The database is unavailable or its schema does not match this build."
         default: description = "The call failed; the server's log has the detail: INTERNAL_ERROR, …"
         }
@@ -439,15 +455,12 @@ private enum OpenAPISpec {
             "finished_at": Self.dateTime(nullable: true),
             "steps": Self.array(Self.ref("WorkflowStep"), "Stored steps in position order (empty in lists)."),
         ]
-        var run = Self.object(runMembers)
-        var runWithEvents = run
-        if var properties = run["properties"] as? [String: Any], let required = run["required"] as? [String] {
-            properties["events"] = Self.array(Self.ref("Event"), "The run's events, oldest first.")
-            runWithEvents["properties"] = properties
-            runWithEvents["required"] = required + ["events"]
-            runWithEvents["description"] = "A run with its steps and events."
-        }
-        run["description"] = "A workflow run."
+        let run = Self.object(runMembers, description: "A workflow run.")
+        let runWithEvents = Self.extending(
+            run,
+            ["events": Self.array(Self.ref("Event"), "The run's events, oldest first.")],
+            description: "A run with its steps and events."
+        )
         let schemaVersions = Self.object([
             "applied": Self.integer("The newest migration applied to the database.", minimum: 0),
             "expected": Self.integer("The newest migration this build knows.", minimum: 0),
@@ -485,7 +498,15 @@ private enum OpenAPISpec {
                 "jobs": Self.array(Self.ref("Job")),
                 "next_cursor": Self.string(nullable: true),
             ]),
-            "QueueList": Self.object(["queues": Self.array(Self.ref("Queue"))]),
+            "QueueList": Self.object(["queues": Self.array(Self.ref("QueueWithRates"))]),
+            "QueueWithRates": Self.extending(
+                queue,
+                [
+                    "completed_per_minute": Self.integer("Completions in the last 60 s.", minimum: 0),
+                    "failed_per_minute": Self.integer("Failed attempts in the last 60 s.", minimum: 0),
+                ],
+                description: "A queue with what completed and failed in the last minute."
+            ),
             "WorkerList": Self.object(["workers": Self.array(Self.ref("Worker"))]),
             "WorkflowRunList": Self.object([
                 "runs": Self.array(Self.ref("WorkflowRun")),
@@ -755,7 +776,7 @@ private enum OpenAPISpec {
                         schema: Self.ref("EnqueueResult")
                     ),
                 ],
-                errors: [400, 409, 503]
+                errors: [400, 409, 429, 503]
             ),
             "getJob": .init(
                 pathParameters: job,

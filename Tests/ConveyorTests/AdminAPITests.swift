@@ -13,6 +13,7 @@ import Testing
     /// The route's path with its parameters filled in.
     static func concrete(_ path: String) -> String {
         path.replacingOccurrences(of: "{id}", with: "1").replacingOccurrences(of: "{name}", with: "default")
+            .replacingOccurrences(of: "{scope}", with: "queue")
     }
 
     @Test("every route but health and ready refuses a missing or wrong token with 401 UNAUTHORIZED")
@@ -27,17 +28,17 @@ import Testing
                 for auth: AdminServer.Auth in [
                     .none, .bearer("wrong-wrong-wrong-wrong"), .apiKey(AdminServer.secret + "x"),
                 ] {
-                    let reply = try await server.call(method, path, body: method == .post ? "{}" : nil, auth: auth)
+                    let reply = try await server.call(method, path, body: [.post, .put].contains(method) ? "{}" : nil, auth: auth)
                     #expect(reply.status == .unauthorized, "\(route.method) \(path) answered \(reply.status)")
                     #expect(reply.errorCode == "UNAUTHORIZED")
                 }
                 // The right token, as a bearer or an API key, gets past authentication.
-                let bearer = try await server.call(method, path, body: method == .post ? "{}" : nil)
+                let bearer = try await server.call(method, path, body: [.post, .put].contains(method) ? "{}" : nil)
                 #expect(bearer.status != .unauthorized, "\(route.method) \(path)")
                 let key = try await server.call(
                     method,
                     path,
-                    body: method == .post ? "{}" : nil,
+                    body: [.post, .put].contains(method) ? "{}" : nil,
                     auth: .apiKey("d" + AdminServer.secret)
                 )
                 #expect(key.status != .unauthorized, "\(route.method) \(path)")

@@ -107,10 +107,16 @@ import Testing
     @Test("concurrent enqueues from two clients never take more tokens than the bucket holds")
     func rateLimitHoldsUnderConcurrency() async throws {
         let db = try TestDatabase.get()
-        let first = Self.client(db)
+        // Forty callers share two pools of eight connections: on a loaded machine a caller may wait for one longer
+        // than the default five seconds.
+        var firstStore = db.store
+        firstStore.connectionWaitTimeout = .seconds(120)
+        let first = ConveyorClient(store: firstStore, configuration: Self.configuration(), logger: db.logger)
         try await first.limits.set(EnqueueLimit(scope: .queue, name: "hot", perSecond: 0.001, burst: 25))
         try await first.limits.set(EnqueueLimit(scope: .namespace, name: "acme", perSecond: 0.001, burst: 1000))
         let admitted = try await db.withNewSessions { store in
+            var store = store
+            store.connectionWaitTimeout = .seconds(120)
             let second = ConveyorClient(store: store, configuration: Self.configuration(), logger: db.logger)
             return try await withThrowingTaskGroup(of: Int.self) { group in
                 for caller in 0..<40 {

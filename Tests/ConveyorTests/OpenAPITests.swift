@@ -221,7 +221,7 @@ import Testing
         registry.register(workflow: StepThenSignal(counter: StepCounter()))
         registry.register(workflow: WaitsForever())
         try await db.client.queues.pause("held", by: "test")
-        try await db.client.limits.set(EnqueueLimit(scope: .queue, name: "limited", perSecond: 5, burst: 10))
+        try await db.client.limits.set(EnqueueLimit(scope: .queue, name: "limited", perSecond: 0.001, burst: 1))
         let done = try await db.client.jobs.enqueue(Echo(value: 1)).id
         let dead = try await db.client.jobs.enqueue(Echo(value: -1), options: .init(maxAttempts: 1)).id
         let held = try await db.client.jobs.enqueue(
@@ -255,8 +255,11 @@ import Testing
                 var replay: Int?
                 for route in routes {
                     switch route.operationID {
-                    case "health", "ready", "openapi":
+                    case "health", "ready":
                         try await checker.probe(route, route.path, auth: .none, expect: .ok)
+                    case "openapi":
+                        let document = try await checker.probe(route, route.path, expect: .ok)
+                        #expect((document as? [String: Any])?["openapi"] as? String == "3.0.3")
                     case "listJobs":
                         for query in [
                             "", "?state=completed&state=discarded", "?state=available,cancelled",
@@ -291,6 +294,9 @@ import Testing
                             body: #"{"kind": "bad kind\u0000"}"#,
                             expect: .badRequest
                         )
+                        let limited = #"{"kind": "k", "queue": "limited"}"#
+                        try await checker.probe(route, "/jobs", body: limited, expect: .created)
+                        try await checker.probe(route, "/jobs", body: limited, expect: .tooManyRequests)
                     case "getJob", "getJobTimeline", "explainJob":
                         let suffix = ["getJob": "", "getJobTimeline": "/timeline", "explainJob": "/explain"]
                         for id in [done.rawValue, dead.rawValue, held.rawValue] + (created.map { [Int64($0)] } ?? []) {
@@ -360,7 +366,8 @@ import Testing
                         #expect((text as? String)?.isEmpty == false)
                     case "listIngestDecisions":
                         try await checker.probe(route, "/ingest/decisions")
-                        try await checker.probe(route, "/ingest/decisions?code=INVALID_KIND&queue=default&limit=1")
+                        let refused = try await checker.probe(route, "/ingest/decisions?code=RATE_LIMITED&limit=1")
+                        #expect(((refused as? [String: Any])?["decisions"] as? [Any])?.count == 1)
                     case "listEnqueueLimits":
                         let limits = try await checker.probe(route, "/limits")
                         #expect(((limits as? [String: Any])?["limits"] as? [Any])?.isEmpty == false)
