@@ -258,13 +258,11 @@ public final class ConveyorWorker: Service, Sendable {
                 background.cancelAll()
             }
         } catch {
-            await self.flushStats(runtime)
-            await self.leave()
+            await self.signOff(runtime)
             self.logger.error("worker stopped by an error", metadata: ["error": "\(String(reflecting: error))"])
             throw error
         }
-        await self.flushStats(runtime)
-        await self.leave()
+        await self.signOff(runtime)
         self.logger.info("worker stopped")
     }
 
@@ -479,13 +477,13 @@ public final class ConveyorWorker: Service, Sendable {
         }
     }
 
-    /// One write of the counted stats; on failure they are kept for the next one. Bounded by a second at most on
-    /// the way out, as ``leave()`` is.
+    /// One write of the counted stats; on failure they are kept for the next one. Bounded by two seconds at most,
+    /// as ``leave()`` is: stats are for operators and never hold the work or the shutdown up.
     private func flushStats(_ runtime: WorkerRuntime) async {
         let samples = runtime.stats.drain()
         guard !samples.isEmpty else { return }
         do {
-            let bound = min(self.configuration.databaseTimeout, .seconds(Task.isCancelled ? 1 : 10))
+            let bound = min(self.configuration.databaseTimeout, .seconds(2))
             try await BoundedCall.run(timeout: bound, "writing queue stats") { [client, configuration, logger] in
                 try await client.store.recordQueueStats(samples, workerID: configuration.workerID, logger: logger)
             }
@@ -495,12 +493,19 @@ public final class ConveyorWorker: Service, Sendable {
         }
     }
 
-    /// Deletes this process's presence row on the way out (best effort: a row left behind stops counting as live
-    /// once its heartbeat is old).
+    /// On the way out: the last counted stats and the presence row's stop, side by side, within one bound.
+    private func signOff(_ runtime: WorkerRuntime) async {
+        async let stats: Void = self.flushStats(runtime)
+        async let left: Void = self.leave()
+        _ = await (stats, left)
+    }
+
+    /// Marks this process's presence row stopped on the way out (best effort: a row left live stops counting once
+    /// its heartbeat is a minute old).
     private func leave() async {
         do {
-            // At most a second: shutdown with the database down must not wait for this.
-            let bound = min(self.configuration.databaseTimeout, .seconds(1))
+            // At most two seconds: shutdown with the database down must not wait long for this.
+            let bound = min(self.configuration.databaseTimeout, .seconds(2))
             try await BoundedCall.run(timeout: bound, "removing the worker's presence") {
                 [client, configuration, logger] in
                 try await client.store.removeWorker(id: configuration.workerID, logger: logger)

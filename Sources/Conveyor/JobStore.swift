@@ -164,7 +164,7 @@ public protocol JobStore: Sendable {
     /// is a day old (workers that crashed).
     func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws
 
-    /// Deletes a worker's presence row (on shutdown).
+    /// Marks a worker's presence row stopped (on shutdown); a later upsert of the same id no longer revives it.
     func removeWorker(id: String, logger: Logger) async throws
 
     /// Workers whose last heartbeat is within `heartbeatWithin` of the database's time.

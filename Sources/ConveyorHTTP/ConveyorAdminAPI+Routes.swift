@@ -489,7 +489,12 @@ extension ConveyorAdminAPI {
         if let timeout = try body.int("timeout_ms") { options.timeout = .milliseconds(timeout) }
         options.tags = try body.strings("tags")
         options.uniqueKey = try body.string("unique_key")
-        let job = try await call.client.jobs.enqueue(kind: kind, argumentsJSON: arguments, options: options)
+        let job = try await call.client.jobs.enqueue(
+            kind: kind,
+            argumentsJSON: arguments,
+            options: options,
+            source: .api
+        )
         return APIResponse(
             status: job.isDuplicate ? .ok : .created,
             body: ["id": job.id.rawValue, "duplicate": job.isDuplicate]

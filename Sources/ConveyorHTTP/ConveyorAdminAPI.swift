@@ -121,7 +121,13 @@ public struct ConveyorAdminAPI: Sendable {
                     metadata: ["route": "\(route.path)", "error": "\(String(reflecting: error))"]
                 )
             }
-            return try ConveyorHTTPError(error).response(from: request, context: context)
+            var answer = ConveyorHTTPError(error)
+            if let exceeded = error.underlying as? EnqueueLimitExceeded, let wait = exceeded.retryAfter {
+                // Whole seconds, rounded up, as Retry-After takes them.
+                let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+                answer.headers[.retryAfter] = "\(Int(seconds.rounded(.up)))"
+            }
+            return try answer.response(from: request, context: context)
         } catch {
             self.client.logger.error(
                 "admin API call failed",

@@ -401,8 +401,10 @@ enum Migrations {
                 """,
                 "CREATE INDEX events_subject ON {schema}.events (subject, subject_id, id)",
                 "ALTER TABLE {schema}.queues ADD COLUMN paused_by text",
-                // Live worker processes: each one upserts its row every heartbeat interval and deletes it when it
-                // stops. Explain reads it to tell "no worker serves this queue" from "every slot is busy".
+                // Live worker processes: each one upserts its row every heartbeat interval and marks it stopped when
+                // it stops. Explain reads it to tell "no worker serves this queue" from "every slot is busy". A
+                // stopped row stays (until a day old) so that a heartbeat's upsert still in flight when the worker
+                // stopped cannot bring it back to life: the upsert updates only rows not stopped.
                 """
                 CREATE TABLE {schema}.workers (
                     id           text        PRIMARY KEY,
@@ -410,7 +412,8 @@ enum Migrations {
                     kinds        text[]      NOT NULL,
                     workflows    text[]      NOT NULL,
                     started_at   timestamptz NOT NULL DEFAULT now(),
-                    heartbeat_at timestamptz NOT NULL DEFAULT now()
+                    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+                    stopped_at   timestamptz
                 )
                 """,
                 // What attempts ended as, per minute, queue and worker: each worker adds its counts from memory every

@@ -150,10 +150,13 @@ extension PostgresJobStore {
     // MARK: Enqueue limits
 
     public func enqueueLimits(logger: Logger) async throws -> [EnqueueLimit] {
+        // On the enqueue path (the client refreshes its copy of the limits before an insert), so the connection
+        // is waited for as an insert waits for it: NO_CONNECTION rather than a hang when the pool is not running.
         try await self.run("reading enqueue limits") {
-            try await Self.decodeLimits(
-                try await self.client.query(PostgresQuery(unsafeSQL: self.limitsQuery), logger: logger)
-            )
+            let sql = self.limitsQuery
+            return try await self.withConnection { connection in
+                try await Self.decodeLimits(try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger))
+            }
         }
     }
 

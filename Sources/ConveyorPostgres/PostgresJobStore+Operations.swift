@@ -103,6 +103,7 @@ extension PostgresJobStore {
                         ON CONFLICT (id) DO UPDATE
                         SET queues = excluded.queues, kinds = excluded.kinds, workflows = excluded.workflows,
                             heartbeat_at = now()
+                        WHERE workers.stopped_at IS NULL
                         """,
                     binds: binds
                 ),
@@ -116,7 +117,12 @@ extension PostgresJobStore {
             var binds = PostgresBindings()
             binds.append(id)
             try await self.client.query(
-                PostgresQuery(unsafeSQL: "DELETE FROM \(self.schema.quoted).workers WHERE id = $1", binds: binds),
+                PostgresQuery(
+                    unsafeSQL: """
+                        UPDATE \(self.schema.quoted).workers SET stopped_at = coalesce(stopped_at, now()) WHERE id = $1
+                        """,
+                    binds: binds
+                ),
                 logger: logger
             )
         }
@@ -131,7 +137,7 @@ extension PostgresJobStore {
                     unsafeSQL: """
                         SELECT id, queues::text, kinds, workflows, started_at, heartbeat_at
                         FROM \(self.schema.quoted).workers
-                        WHERE heartbeat_at >= now() - $1 * interval '1 millisecond'
+                        WHERE heartbeat_at >= now() - $1 * interval '1 millisecond' AND stopped_at IS NULL
                         ORDER BY id
                         """,
                     binds: binds

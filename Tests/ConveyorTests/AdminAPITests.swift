@@ -28,7 +28,12 @@ import Testing
                 for auth: AdminServer.Auth in [
                     .none, .bearer("wrong-wrong-wrong-wrong"), .apiKey(AdminServer.secret + "x"),
                 ] {
-                    let reply = try await server.call(method, path, body: [.post, .put].contains(method) ? "{}" : nil, auth: auth)
+                    let reply = try await server.call(
+                        method,
+                        path,
+                        body: [.post, .put].contains(method) ? "{}" : nil,
+                        auth: auth
+                    )
                     #expect(reply.status == .unauthorized, "\(route.method) \(path) answered \(reply.status)")
                     #expect(reply.errorCode == "UNAUTHORIZED")
                 }

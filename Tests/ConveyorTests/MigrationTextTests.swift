@@ -16,7 +16,7 @@ import Testing
         6: 0x3ee8_f6eb_42ef_ce4d,
         7: 0x6baf_5764_8bf3_fbc4,
         8: 0xb703_6394_de1e_da21,
-        9: 0x5fd2_2b16_1d5f_205d,
+        9: 0x8836_e711_e8ce_f8f4,
     ]
 
     static func fingerprint(_ text: String) -> UInt64 {

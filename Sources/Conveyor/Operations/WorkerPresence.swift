@@ -2,7 +2,7 @@ import Foundation
 
 /// A worker process as it registers itself: what it serves, and when it last said it is alive.
 ///
-/// A worker upserts its row every heartbeat interval and deletes it on shutdown; one that crashed stops
+/// A worker upserts its row every heartbeat interval and marks it stopped on shutdown; one that crashed stops
 /// refreshing it and counts as gone once ``heartbeatAt`` is older than ``ConveyorClient/Workers/liveWithin``.
 public struct WorkerPresence: Sendable, Hashable {
     public var id: String

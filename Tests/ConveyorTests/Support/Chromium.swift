@@ -31,7 +31,7 @@ enum Chromium {
         [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
             "--disable-extensions", "--disable-background-networking", "--user-data-dir=\(profile)",
-            "--virtual-time-budget=8000", "--window-size=1366,900", "--hide-scrollbars",
+            "--virtual-time-budget=3000", "--window-size=1366,900", "--hide-scrollbars",
         ]
     }
 
