@@ -445,7 +445,8 @@ public final class ConveyorWorker: Service, Sendable {
             id: self.configuration.workerID,
             queues: self.configuration.queues.mapValues(\.slots),
             kinds: self.registry.kinds,
-            workflows: self.registry.workflowVersions
+            workflows: self.registry.workflowVersions,
+            startedAt: Date()
         )
         while !Task.isCancelled {
             do {

@@ -27,6 +27,14 @@ extension ConveyorAdminAPI {
         ),
         Route(
             method: .get,
+            path: "/openapi.json",
+            operationID: "openapi",
+            summary: "This API as an OpenAPI 3 document, built from the table its routes are registered from.",
+            tag: "system",
+            handler: { call in .ok(ConveyorAdminAPI.openAPIDocument(basePath: call.api.configuration.mountPath)) }
+        ),
+        Route(
+            method: .get,
             path: "/jobs",
             operationID: "listJobs",
             summary: "Jobs newest first, filtered by state, queue, kind, namespace, tag and creation time.",

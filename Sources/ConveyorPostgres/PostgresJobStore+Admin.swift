@@ -208,8 +208,22 @@ extension PostgresJobStore {
             binds.append(limit)
             if !dryRun { binds.append(performer) }
             // The dead-lettered jobs through their partial index, newest first. SKIP LOCKED: a job another
-            // statement holds is left for the next call rather than waited for. A retried job whose unique key
-            // another job holds now is skipped (retrying it would break the key's uniqueness).
+            // statement holds is left for the next call rather than waited for.
+            // Retrying: a job whose unique key a live job holds is skipped, and of dead-lettered jobs sharing a key
+            // only the newest is retried (two would break the key's uniqueness and fail the whole statement).
+            let retryableKeys = """
+                AND (j.unique_key IS NULL OR (
+                    NOT EXISTS (
+                        SELECT 1 FROM \(s).jobs o
+                        WHERE o.namespace = j.namespace AND o.unique_key = j.unique_key
+                          AND o.state NOT IN ('cancelled', 'discarded')
+                    )
+                    AND j.id = (
+                        SELECT max(d.id) FROM \(s).jobs d
+                        WHERE d.state = 'discarded' AND d.namespace = j.namespace AND d.unique_key = j.unique_key
+                    )
+                ))
+                """
             let matching = """
                 SELECT j.id FROM \(s).jobs j
                 WHERE j.state = 'discarded'
@@ -220,11 +234,7 @@ extension PostgresJobStore {
                   AND ($5::timestamptz IS NULL OR j.created_at >= $5)
                   AND ($6::timestamptz IS NULL OR j.created_at < $6)
                   AND ($7 = '' OR j.dead_reason = $7)
-                  AND (j.unique_key IS NULL OR NOT EXISTS (
-                      SELECT 1 FROM \(s).jobs o
-                      WHERE o.namespace = j.namespace AND o.unique_key = j.unique_key
-                        AND o.state NOT IN ('cancelled', 'discarded')
-                  ))
+                  \(action == .retry ? retryableKeys : "")
                 ORDER BY j.id DESC
                 LIMIT $8
                 """

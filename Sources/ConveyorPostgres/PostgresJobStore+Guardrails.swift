@@ -257,6 +257,10 @@ extension PostgresJobStore {
             binds.append(buckets.map { Int64($0.count) })
             let s = self.schema.quoted
             let refused = try await self.committed(logger: logger) { [binds] connection in
+                // Bounded waits on the enqueue path: a bucket row held by a stuck transaction fails this enqueue
+                // (transient, lock_not_available) after two seconds instead of holding it forever.
+                try await connection.query("SET LOCAL lock_timeout = '2s'", logger: logger)
+                try await connection.query("SET LOCAL statement_timeout = '10s'", logger: logger)
                 // One statement for every bucket of the enqueue, all or none:
                 //
                 // - `bucket` locks the requested rows FOR UPDATE in (scope, name) order: the lock is taken as each

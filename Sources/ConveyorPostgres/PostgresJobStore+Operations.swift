@@ -91,19 +91,22 @@ extension PostgresJobStore {
             binds.append(Self.jsonObject(presence.queues))
             binds.append(presence.kinds)
             binds.append(presence.workflows)
-            // One statement: the upsert, and the rows of workers that stopped refreshing a day ago (crashed).
+            binds.append(presence.startedAt)
+            // One statement: the upsert, and the rows of workers that stopped refreshing a day ago (crashed). A
+            // stopped row is revived only by a process that started after the stop (a restart under the same id),
+            // never by a late heartbeat of the process that stopped.
             try await self.client.query(
                 PostgresQuery(
                     unsafeSQL: """
                         WITH gone AS (
                             DELETE FROM \(s).workers WHERE heartbeat_at < now() - interval '1 day'
                         )
-                        INSERT INTO \(s).workers (id, queues, kinds, workflows)
-                        VALUES ($1, $2::jsonb, $3, $4)
+                        INSERT INTO \(s).workers (id, queues, kinds, workflows, started_at)
+                        VALUES ($1, $2::jsonb, $3, $4, $5)
                         ON CONFLICT (id) DO UPDATE
                         SET queues = excluded.queues, kinds = excluded.kinds, workflows = excluded.workflows,
-                            heartbeat_at = now()
-                        WHERE workers.stopped_at IS NULL
+                            started_at = excluded.started_at, stopped_at = NULL, heartbeat_at = now()
+                        WHERE workers.stopped_at IS NULL OR excluded.started_at > workers.stopped_at
                         """,
                     binds: binds
                 ),

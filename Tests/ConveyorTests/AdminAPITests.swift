@@ -109,9 +109,13 @@ import Testing
             } while cursor != nil
             #expect(seen.count == 4)
             #expect(seen == seen.sorted(by: >))
+            // The store refuses limits outside 1…1000 (INVALID_FILTER); the API clamps them instead.
             let clamped = try await server.get("/jobs?limit=100000")
             #expect(clamped.status == .ok)
             #expect((clamped.json["jobs"] as? [Any])?.count == 4)
+            let least = try await server.get("/jobs?limit=0")
+            #expect((least.json["jobs"] as? [Any])?.count == 1)
+            #expect(least.json["next_cursor"] as? String != nil)
         }
     }
 
@@ -337,6 +341,13 @@ import Testing
             }
         }
         #expect(try await db.client.workers.list().isEmpty)
+        // A restart under the same id is live again (its stopped row is revived by the newer process).
+        try await db.withWorker(registry, configure: { $0.workerID = "api-worker" }) { _ in
+            try await db.waitUntil("the restarted worker registered") {
+                try await db.client.workers.list().map(\.id) == ["api-worker"]
+            }
+        }
+        #expect(try await db.client.workers.list().isEmpty)
     }
 
     @Test("API tokens: a short secret or a bad name is refused, and an API without tokens is not built")
@@ -405,6 +416,39 @@ import Testing
             #expect(events.map(\.action) == [.deleted])
             #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'discarded'") == 0)
         }
+    }
+
+    @Test("bulk retry takes one of the dead-lettered jobs that share a unique key, and none whose key a live job holds")
+    func bulkRetryKeepsKeysUnique() async throws {
+        let db = try TestDatabase.get()
+        var registry = JobRegistry()
+        registry.register(Echo.self) { _, _ in throw NonRetryable(TestFailure("refused")) }
+        var dead: [JobID] = []
+        try await db.withWorker(registry, configure: { $0.queues = ["dup": .init(slots: 1)] }) { _ in
+            for key in ["k", "k", "k2"] {
+                // A dead-lettered job frees its key, so the next job may take it and be dead-lettered too.
+                let job = try await db.client.jobs.enqueue(
+                    Echo(value: 1),
+                    options: .init(queue: "dup", maxAttempts: 1, uniqueKey: key)
+                )
+                try await db.waitUntil("job \(job.id) is dead-lettered") {
+                    try await db.client.jobs.get(job.id)?.state == .discarded
+                }
+                dead.append(job.id)
+            }
+        }
+        // A live job holds k2 now.
+        _ = try await db.client.jobs.enqueue(Echo(value: 2), options: .init(queue: "parked", uniqueKey: "k2"))
+        try await AdminServer.with(db) { server in
+            let dry = try await server.post("/dlq/retry", #"{"queue": "dup", "dry_run": true}"#)
+            #expect(dry.json["matched"] as? Int == 1)
+            let retried = try await server.post("/dlq/retry", #"{"queue": "dup"}"#)
+            #expect(retried.status == .ok, "\(retried.text)")
+            #expect(retried.json["matched"] as? Int == 1)
+        }
+        #expect(try await db.client.jobs.get(dead[0])?.state == .discarded)
+        #expect(try await db.client.jobs.get(dead[1])?.state == .available)
+        #expect(try await db.client.jobs.get(dead[2])?.state == .discarded)
     }
 
     @Test("metrics: counts from the partial indexes, rates from the stats workers write, start latency, Prometheus")

@@ -368,7 +368,7 @@ async function route() {
   if (!token()) return login();
   const parts = path.split("/").filter(Boolean);
   try {
-    if (parts[0] === "jobs" && parts[1]) await job(parts[1]);
+    if (parts[0] === "jobs" && /^\d+$/.test(parts[1] || "")) await job(parts[1]);
     else if (parts[0] === "jobs") await jobs(query);
     else if (parts[0] === "dlq") await deadLetters(query);
     else if (parts[0] === "queues") await queues();

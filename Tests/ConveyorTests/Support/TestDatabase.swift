@@ -274,9 +274,11 @@ struct DatabaseTrait: TestTrait, SuiteTrait, TestScoping {
             try await function()
             return
         }
-        try await TestDatabase.withFreshSchema { database in
-            try await TestDatabase.$current.withValue(database) {
-                try await function()
+        try await TestConcurrency.shared.run {
+            try await TestDatabase.withFreshSchema { database in
+                try await TestDatabase.$current.withValue(database) {
+                    try await function()
+                }
             }
         }
     }
