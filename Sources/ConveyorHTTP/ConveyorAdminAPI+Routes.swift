@@ -331,7 +331,7 @@ extension ConveyorAdminAPI {
 
     private static func prometheus(_ call: Call) async throws -> APIResponse {
         async let workers = call.client.workers.list()
-        async let deadLetters = call.client.store.deadLetterCounts(logger: call.client.logger)
+        async let deadLetters = call.api.metricsCache.value(call.client).deadLetters
         let queues = try await call.api.metricsCache.queues(call.client)
         var text: [UInt8] = []
         call.api.configuration.prometheus?.emit(into: &text)
@@ -473,7 +473,7 @@ extension ConveyorAdminAPI {
     private static func deadLetters(_ call: Call) async throws -> APIResponse {
         var filter = try Self.jobFilter(call)
         filter.states = [.discarded]
-        async let counts = call.client.store.deadLetterCounts(logger: call.client.logger)
+        async let counts = call.api.metricsCache.value(call.client).deadLetters
         let page = try await call.client.jobs.list(filter)
         let reasons = try await counts.sorted { $0.key.rawValue < $1.key.rawValue }.map { reason, count in
             ["reason": reason.rawValue, "count": count] as [String: Any]
