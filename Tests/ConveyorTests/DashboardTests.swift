@@ -134,6 +134,11 @@ import Testing
             #expect(run.contains("run dash-run is waiting for signal go"), "\(run.suffix(2000))")
             #expect(run.contains(#"<tr data-step="go"><td>0</td><td>go</td><td>signal</td>"#))
 
+            // The worker's presence is live while it heartbeats; a slow run of the pages above can outlast a minute.
+            try await db.store.registerWorker(
+                WorkerPresence(id: "dash-worker", queues: ["mail": 4], kinds: [Echo.kind], workflows: []),
+                logger: db.logger
+            )
             let workers = try await self.page(server, "/workers")
             #expect(workers.contains("dash-worker"), "\(workers.suffix(2000))")
             #expect(workers.contains("mail: 4"))
