@@ -107,9 +107,11 @@ import FoundationNetworking
         let token = try #require(url.components(separatedBy: "token=").last)
         let page = try await URLSession.shared.data(from: try #require(URL(string: "http://127.0.0.1:\(port)/")))
         #expect(String(decoding: page.0, as: UTF8.self).contains(#"<meta name="conveyor-api" content="/api">"#))
-        let (status, body) = try await Self.get(port, "/metrics", token: token)
-        #expect(status == 200)
-        #expect(body.contains(#""queue":"demo-"#), "\(body)")
+        // The demo's finished jobs show in the metrics once its worker wrote its stats (every 5 s).
+        try await db.waitUntil("the metrics show the demo's queue", timeout: .seconds(60)) {
+            let (status, body) = try await Self.get(port, "/metrics", token: token)
+            return status == 200 && body.contains(#""queue":"demo-"#)
+        }
         #expect(await demo.terminate() == 0, "\(demo.output)")
     }
 
