@@ -449,6 +449,20 @@ public struct JobFilter: Sendable, Hashable {
 
     /// The cursor that continues after `id`.
     public static func cursor(after id: JobID) -> String { "j\(id.rawValue)" }
+
+    /// Checks the filter's queue, kind, namespace and tag against the naming rules.
+    ///
+    /// - Throws: `INVALID_QUEUE_NAME`, `INVALID_KIND`, `INVALID_NAMESPACE` or `INVALID_FILTER` (a tag).
+    public func validateNames() throws {
+        for (value, code) in [
+            (self.queue, ConveyorError.Code.invalidQueueName), (self.kind, .invalidKind),
+            (self.namespace, .invalidNamespace), (self.tag, .invalidFilter),
+        ] {
+            if let value, let violation = NameValidation.checkLabel(value) {
+                throw ConveyorError(code, "invalid filter value: \(violation.explanation)")
+            }
+        }
+    }
 }
 
 /// One page of jobs.

@@ -297,14 +297,7 @@ extension ConveyorAdminAPI {
             createdBefore: try body.date("created_before")
         )
         if let reason = try body.string("reason") {
-            guard let parsed = DeadLetterReason(rawValue: reason) else {
-                throw ConveyorError(
-                    .invalidFilter,
-                    "unknown reason \(reason.prefix(40)); reasons are "
-                        + DeadLetterReason.allCases.map(\.rawValue).joined(separator: ", ")
-                )
-            }
-            filter.deadReason = parsed
+            filter.deadReason = try Self.filterValue(reason, "reason", as: DeadLetterReason.self)
         }
         let dryRun = try body.bool("dry_run") ?? false
         let limit = try body.int("limit") ?? 1000
@@ -440,18 +433,24 @@ extension ConveyorAdminAPI {
         return job
     }
 
-    private static func jobFilter(_ call: Call) throws -> JobFilter {
-        var states: [JobState] = []
-        for text in call.query.list("state") {
-            guard let state = JobState(rawValue: text) else {
-                throw ConveyorError(
-                    .invalidFilter,
-                    "unknown state \(text.prefix(40)); states are "
-                        + JobState.allCases.map(\.rawValue).joined(separator: ", ")
-                )
-            }
-            states.append(state)
+    /// A filter value of a closed set (a state, a status, a reason); `INVALID_FILTER` names the set otherwise.
+    private static func filterValue<Value: RawRepresentable & CaseIterable>(
+        _ text: String,
+        _ what: String,
+        as type: Value.Type
+    ) throws -> Value where Value.RawValue == String {
+        guard let value = Value(rawValue: text) else {
+            throw ConveyorError(
+                .invalidFilter,
+                "unknown \(what) \(text.prefix(40)); use one of "
+                    + Value.allCases.map(\.rawValue).joined(separator: ", ")
+            )
         }
+        return value
+    }
+
+    private static func jobFilter(_ call: Call) throws -> JobFilter {
+        let states = try call.query.list("state").map { try Self.filterValue($0, "state", as: JobState.self) }
         return JobFilter(
             states: states,
             queue: try call.query.string("queue"),
@@ -521,16 +520,8 @@ extension ConveyorAdminAPI {
     }
 
     private static func listRuns(_ call: Call) async throws -> APIResponse {
-        var statuses: [WorkflowRunStatus] = []
-        for text in call.query.list("status") {
-            guard let status = WorkflowRunStatus(rawValue: text) else {
-                throw ConveyorError(
-                    .invalidFilter,
-                    "unknown status \(text.prefix(40)); statuses are "
-                        + WorkflowRunStatus.allCases.map(\.rawValue).joined(separator: ", ")
-                )
-            }
-            statuses.append(status)
+        let statuses = try call.query.list("status").map {
+            try Self.filterValue($0, "status", as: WorkflowRunStatus.self)
         }
         let filter = WorkflowRunFilter(
             statuses: statuses,

@@ -15,14 +15,7 @@ extension PostgresJobStore {
 
     public func jobs(matching filter: JobFilter, logger: Logger) async throws -> JobPage {
         let cursor = try filter.validatedCursor()
-        for (value, code) in [
-            (filter.queue, ConveyorError.Code.invalidQueueName), (filter.kind, .invalidKind),
-            (filter.namespace, .invalidNamespace), (filter.tag, .invalidFilter),
-        ] {
-            if let value, let violation = NameValidation.checkLabel(value) {
-                throw ConveyorError(code, "invalid filter value: \(violation.explanation)")
-            }
-        }
+        try filter.validateNames()
         return try await self.run("listing jobs") {
             var binds = PostgresBindings(capacity: 10)
             binds.append(filter.states.map(\.rawValue))
@@ -184,14 +177,7 @@ extension PostgresJobStore {
         by performer: String?,
         logger: Logger
     ) async throws -> Int {
-        for (value, code) in [
-            (filter.queue, ConveyorError.Code.invalidQueueName), (filter.kind, .invalidKind),
-            (filter.namespace, .invalidNamespace), (filter.tag, .invalidFilter),
-        ] {
-            if let value, let violation = NameValidation.checkLabel(value) {
-                throw ConveyorError(code, "invalid filter value: \(violation.explanation)")
-            }
-        }
+        try filter.validateNames()
         guard (1...100_000).contains(limit) else {
             throw ConveyorError(.invalidFilter, "a bulk action takes 1 to 100000 jobs, got \(limit)")
         }

@@ -116,7 +116,7 @@ extension PostgresJobStore {
         guard limit > 0 else { return 0 }
         return try await self.run("pruning ingest decisions") {
             var binds = PostgresBindings(capacity: 2)
-            binds.append(max(0, Self.milliseconds(age)))
+            binds.append(max(0, age.wholeMilliseconds))
             binds.append(limit)
             return try await self.committed(logger: logger) { [binds] connection in
                 // At most `limit` rows per call, found through the index on `at`, so one call never holds a long

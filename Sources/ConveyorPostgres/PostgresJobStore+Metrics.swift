@@ -104,7 +104,7 @@ extension PostgresJobStore {
         try await self.run("reading start latencies") {
             var binds = PostgresBindings()
             binds.append(max(1, min(sampleSize, 100_000)))
-            binds.append(Self.milliseconds(within))
+            binds.append(within.wholeMilliseconds)
             // The newest jobs by id, through the primary key: a bounded read whatever the table holds. A job's
             // latency is its latest attempt's start (positional attempts, migration 3) minus its run time, which
             // is when it became runnable (a retry moves it). A running job's attempt is not stored yet, so it is

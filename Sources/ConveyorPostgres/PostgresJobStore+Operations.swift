@@ -134,7 +134,7 @@ extension PostgresJobStore {
     public func workers(heartbeatWithin: Duration, logger: Logger) async throws -> [WorkerPresence] {
         try await self.run("listing workers") {
             var binds = PostgresBindings()
-            binds.append(Self.milliseconds(heartbeatWithin))
+            binds.append(heartbeatWithin.wholeMilliseconds)
             let rows = try await self.client.query(
                 PostgresQuery(
                     unsafeSQL: """
@@ -270,10 +270,5 @@ extension PostgresJobStore {
             }
         }
         return flat
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }
