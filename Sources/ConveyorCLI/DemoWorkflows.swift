@@ -1,6 +1,7 @@
 import Conveyor
 import ConveyorPostgres
 import Foundation
+import Logging
 import PostgresNIO
 
 /// The workflows that `conveyor worker` and `conveyor demo` run.
@@ -19,6 +20,7 @@ enum DemoWorkflows {
 
         var postgres: PostgresClient
         var schema: SchemaName
+        static let logger = Logger(label: "conveyor.demo.steps")
 
         func run(_ input: Input, context: WorkflowContext) async throws -> Int {
             var total = 0
@@ -28,15 +30,27 @@ enum DemoWorkflows {
                         var binds = PostgresBindings()
                         binds.append(context.runID.rawValue)
                         binds.append("step-\(index)")
-                        try await postgres.query(
-                            PostgresQuery(
-                                unsafeSQL: """
-                                    INSERT INTO \(schema.quoted).demo_step_runs (run_id, step, at)
-                                    VALUES ($1, $2, clock_timestamp())
-                                    """,
-                                binds: binds
-                            )
+                        let insert = PostgresQuery(
+                            unsafeSQL: """
+                                INSERT INTO \(schema.quoted).demo_step_runs (run_id, step, at)
+                                VALUES ($1, $2, clock_timestamp())
+                                """,
+                            binds: binds
                         )
+                        // In a transaction of its own: an autocommit statement's CommandComplete comes before its
+                        // commit, so a server crashing in that commit could report a record that was never stored.
+                        try await postgres.withConnection { connection in
+                            try await connection.query("BEGIN", logger: Self.logger)
+                            do {
+                                try await connection.query(insert, logger: Self.logger)
+                                try await connection.query("COMMIT", logger: Self.logger)
+                            } catch {
+                                if !connection.isClosed {
+                                    _ = try? await connection.query("ROLLBACK", logger: Self.logger)
+                                }
+                                throw error
+                            }
+                        }
                     }
                     if input.milliseconds > 0 { try await Task.sleep(for: .milliseconds(input.milliseconds)) }
                     return index
