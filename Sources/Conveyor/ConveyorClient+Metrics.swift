@@ -73,7 +73,8 @@ extension ConveyorClient {
                     successRate: ended > 0 ? completed / ended : 1,
                     retryRate: ended > 0 ? retried / ended : 0,
                     completedPerMinute: (0..<30).reversed().map { minutes[$0]?.completed ?? 0 },
-                    startLatency: latencies[name]
+                    startLatency: latencies[name],
+                    cappedStates: info?.cappedStates ?? []
                 )
             }
         }

@@ -485,20 +485,29 @@ public struct QueueInfo: Sendable, Hashable {
     /// When the queue was paused, and by whom (see ``EventRecord/performedBy``).
     public var pausedAt: Date?
     public var pausedBy: String?
+    /// Jobs per state: available, scheduled, retryable, running and discarded (finished ones are not counted).
+    /// Each count stops at ``countLimit``, so that reading a queue costs the same behind any backlog.
     public var counts: [JobState: Int]
+    /// The states whose counts reached ``countLimit``: there are at least that many (shown as "10,000+").
+    public var cappedStates: Set<JobState>
+
+    /// Where counting stops.
+    public static let countLimit = 10_000
 
     public init(
         name: String,
         isPaused: Bool,
         pausedAt: Date? = nil,
         pausedBy: String? = nil,
-        counts: [JobState: Int]
+        counts: [JobState: Int],
+        cappedStates: Set<JobState> = []
     ) {
         self.name = name
         self.isPaused = isPaused
         self.pausedAt = pausedAt
         self.pausedBy = pausedBy
         self.counts = counts
+        self.cappedStates = cappedStates
     }
 }
 

@@ -315,7 +315,9 @@ struct QueuesCommand: AsyncParsableCommand {
                         + states.map { $0.rawValue.uppercased().padding(10) }.joined(separator: " ")
                 )
                 for queue in queues {
-                    let counts = states.map { String(queue.counts[$0] ?? 0).padding(10) }
+                    let counts = states.map { state in
+                        (String(queue.counts[state] ?? 0) + (queue.cappedStates.contains(state) ? "+" : "")).padding(10)
+                    }
                     print(
                         queue.name.padding(20) + (queue.isPaused ? " yes    " : " no     ")
                             + counts.joined(separator: " ")

@@ -33,9 +33,14 @@ struct StatsCommand: AsyncParsableCommand {
                     latency = String(format: "%.1f/%.1f/%.1f", start.p50, start.p95, start.p99)
                 }
                 let name: String = queue.queue + (queue.isPaused ? " (paused)" : "")
+                // "+": the count stopped at QueueInfo.countLimit.
+                func figure(_ value: Int, _ states: [JobState]) -> String {
+                    String(value) + (queue.cappedStates.isDisjoint(with: states) ? "" : "+")
+                }
                 let cells: [String] = [
-                    name.padding(20), String(queue.available).padding(8), String(queue.waiting).padding(8),
-                    String(queue.running).padding(8), String(queue.deadLettered).padding(6),
+                    name.padding(20), figure(queue.available, [.available]).padding(8),
+                    figure(queue.waiting, [.scheduled, .retryable]).padding(8),
+                    figure(queue.running, [.running]).padding(8), figure(queue.deadLettered, [.discarded]).padding(6),
                     String(format: "%.1f", queue.completedPerSecond).padding(9),
                     String(format: "%.1f %%", queue.successRate * 100).padding(8),
                     String(format: "%.1f %%", queue.retryRate * 100).padding(7), latency,

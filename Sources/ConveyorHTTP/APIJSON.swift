@@ -134,6 +134,7 @@ enum APIJSON {
             "paused_at": Self.time(queue.pausedAt),
             "paused_by": Self.optional(queue.pausedBy),
             "counts": counts,
+            "capped": queue.cappedStates.map(\.rawValue).sorted(),
         ]
     }
 
@@ -150,10 +151,20 @@ enum APIJSON {
             "success_rate": queue.successRate,
             "retry_rate": queue.retryRate,
             "completed_per_minute": queue.completedPerMinute,
+            "capped": Self.cappedFigures(queue.cappedStates),
             "start_latency_ms": queue.startLatency.map { latency -> Any in
                 ["samples": latency.samples, "p50": latency.p50, "p95": latency.p95, "p99": latency.p99]
             } ?? NSNull(),
         ]
+    }
+
+    /// The figures of ``metrics(_:)`` that are lower bounds because a count they add up stopped at its cap.
+    static func cappedFigures(_ states: Set<JobState>) -> [String] {
+        [
+            ("available", [JobState.available]), ("waiting", [.scheduled, .retryable]), ("running", [.running]),
+            ("dead_lettered", [.discarded]),
+        ]
+        .filter { _, counted in !states.isDisjoint(with: counted) }.map(\.0)
     }
 
     static func decision(_ decision: IngestDecision) -> [String: Any] {

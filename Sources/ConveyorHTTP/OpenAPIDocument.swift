@@ -401,7 +401,7 @@ private enum OpenAPISpec {
                 "running": Self.integer(minimum: 0),
                 "discarded": Self.integer(minimum: 0),
             ],
-            description: "Jobs of the queue per state."
+            description: "Jobs of the queue per state, each counted up to 10,000."
         )
         let queue = Self.object([
             "name": Self.string(),
@@ -409,6 +409,10 @@ private enum OpenAPISpec {
             "paused_at": Self.dateTime(nullable: true),
             "paused_by": Self.string(nullable: true),
             "counts": counts,
+            "capped": Self.array(
+                Self.enumeration(["available", "scheduled", "retryable", "running", "discarded"]),
+                "The states whose counts reached 10,000, where counting stops: there are at least that many."
+            ),
         ])
         let worker = Self.object([
             "id": Self.string(),
@@ -613,6 +617,10 @@ private enum OpenAPISpec {
                 "waiting": Self.integer("Scheduled and retryable.", minimum: 0),
                 "running": Self.integer(minimum: 0),
                 "dead_lettered": Self.integer(minimum: 0),
+                "capped": Self.array(
+                    Self.enumeration(["available", "waiting", "running", "dead_lettered"]),
+                    "The figures above that are lower bounds: a count they add up reached 10,000, where counting stops."
+                ),
                 "completed_per_second": Self.number("Over the last 60 s.", minimum: 0),
                 "failed_per_second": Self.number("Over the last 60 s.", minimum: 0),
                 "success_rate": Self.number(

@@ -155,14 +155,16 @@ extension PostgresJobStore {
                 counts: [:]
             )
         }
+        binds.append(QueueInfo.countLimit)
         let counts = try await self.client.query(
             PostgresQuery(unsafeSQL: self.statements.queueCounts, binds: binds),
             logger: logger
         )
-        for try await (queue, state, count) in counts.decode((String, String, Int).self) {
+        for try await (queue, state, count, capped) in counts.decode((String, String, Int, Bool).self) {
             var info = infos[queue] ?? QueueInfo(name: queue, isPaused: false, counts: [:])
             if let state = JobState(rawValue: state) {
                 info.counts[state] = count
+                if capped { info.cappedStates.insert(state) }
             }
             infos[queue] = info
         }

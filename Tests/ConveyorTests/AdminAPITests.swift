@@ -451,6 +451,57 @@ import Testing
         #expect(try await db.client.jobs.get(dead[2])?.state == .discarded)
     }
 
+    @Test("queue counts stop at 10,000 and say so; smaller counts stay exact, for every queue and for one")
+    func cappedCounts() async throws {
+        let db = try TestDatabase.get()
+        let limit = QueueInfo.countLimit
+        _ = try await db.client.jobs.enqueue(
+            contentsOf: (0..<(limit + 5)).map { Echo(value: $0) },
+            options: .init(queue: "deep")
+        )
+        _ = try await db.client.jobs.enqueue(contentsOf: (0..<3).map { Echo(value: $0) }, options: .init(queue: "a"))
+        _ = try await db.client.jobs.enqueue(
+            contentsOf: (0..<2).map { Echo(value: $0) },
+            options: .init(queue: "a", delay: .seconds(3600))
+        )
+        // Dead-lettering ten thousand jobs through a worker would take long; the state is set directly.
+        _ = try await db.execute(
+            """
+            UPDATE {schema}.jobs SET state = 'discarded', dead_reason = 'DISCARDED', finished_at = now()
+            WHERE id IN (SELECT id FROM {schema}.jobs WHERE queue = 'deep' ORDER BY id LIMIT \(limit))
+            """
+        )
+        _ = try await db.client.jobs.enqueue(
+            contentsOf: (0..<limit).map { Echo(value: $0) },
+            options: .init(queue: "z")
+        )
+
+        let queues = Dictionary(uniqueKeysWithValues: try await db.client.queues.list().map { ($0.name, $0) })
+        #expect(queues.keys.sorted() == ["a", "deep", "z"])
+        let deep = try #require(queues["deep"])
+        #expect(deep.counts[.available] == 5 && deep.counts[.discarded] == limit)
+        #expect(deep.cappedStates == [.discarded])
+        let a = try #require(queues["a"])
+        #expect(a.counts[.available] == 3 && a.counts[.scheduled] == 2 && a.cappedStates.isEmpty)
+        // Exactly the limit is reported as reached: counting stopped there.
+        #expect(queues["z"]?.counts[.available] == limit && queues["z"]?.cappedStates == [.available])
+        let one = try #require(try await db.client.queues.get("z"))
+        #expect(one.counts[.available] == limit && one.cappedStates == [.available])
+        #expect(try await db.client.queues.get("a")?.cappedStates == [])
+
+        try await AdminServer.with(db) { server in
+            let listed = try #require(try await server.get("/queues").json["queues"] as? [[String: Any]])
+            let z = try #require(listed.first { $0["name"] as? String == "z" })
+            #expect(z["capped"] as? [String] == ["available"])
+            let metrics = try #require(try await server.get("/metrics").json["queues"] as? [[String: Any]])
+            let byName = Dictionary(uniqueKeysWithValues: metrics.map { ($0["queue"] as? String ?? "", $0) })
+            #expect(byName["deep"]?["capped"] as? [String] == ["dead_lettered"])
+            #expect(byName["deep"]?["dead_lettered"] as? Int == limit)
+            #expect(byName["a"]?["capped"] as? [String] == [])
+            #expect(byName["z"]?["capped"] as? [String] == ["available"])
+        }
+    }
+
     @Test("metrics: counts from the partial indexes, rates from the stats workers write, start latency, Prometheus")
     func metrics() async throws {
         let db = try TestDatabase.get()

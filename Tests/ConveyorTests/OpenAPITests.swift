@@ -149,22 +149,27 @@ import Testing
             ("Error", #"null"#, false),
             (
                 "Queue",
-                #"{"name": "q", "paused": false, "paused_at": null, "paused_by": null, "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}}"#,
+                #"{"name": "q", "paused": false, "paused_at": null, "paused_by": null, "counts": {"available": 10000, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": ["available"]}"#,
                 true
             ),
             (
                 "Queue",
-                #"{"name": "q", "paused": 0, "paused_at": null, "paused_by": null, "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}}"#,
+                #"{"name": "q", "paused": 0, "paused_at": null, "paused_by": null, "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": []}"#,
                 false
             ),
             (
                 "Queue",
-                #"{"name": "q", "paused": true, "paused_at": "yesterday", "paused_by": "x", "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}}"#,
+                #"{"name": "q", "paused": true, "paused_at": "yesterday", "paused_by": "x", "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": []}"#,
                 false
             ),
             (
                 "Queue",
-                #"{"name": "q", "paused": true, "paused_at": "2026-12-02T10:00:00.123Z", "paused_by": "x", "counts": {"available": 1.5, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}}"#,
+                #"{"name": "q", "paused": true, "paused_at": "2026-12-02T10:00:00.123Z", "paused_by": "x", "counts": {"available": 1.5, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": []}"#,
+                false
+            ),
+            (
+                "Queue",
+                #"{"name": "q", "paused": false, "paused_at": null, "paused_by": null, "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": ["completed"]}"#,
                 false
             ),
             (

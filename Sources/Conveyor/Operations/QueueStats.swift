@@ -61,6 +61,8 @@ public struct QueueMetrics: Sendable, Hashable {
     public var waiting: Int
     public var running: Int
     public var deadLettered: Int
+    /// The states whose counts stopped at ``QueueInfo/countLimit`` (see ``QueueInfo/cappedStates``).
+    public var cappedStates: Set<JobState>
     /// Attempts that completed their job in the last 60 s, per second.
     public var completedPerSecond: Double
     /// Attempts that failed in the last 60 s, per second.
@@ -85,7 +87,8 @@ public struct QueueMetrics: Sendable, Hashable {
         successRate: Double,
         retryRate: Double,
         completedPerMinute: [Int],
-        startLatency: StartLatency?
+        startLatency: StartLatency?,
+        cappedStates: Set<JobState> = []
     ) {
         self.queue = queue
         self.isPaused = isPaused
@@ -99,5 +102,6 @@ public struct QueueMetrics: Sendable, Hashable {
         self.retryRate = retryRate
         self.completedPerMinute = completedPerMinute
         self.startLatency = startLatency
+        self.cappedStates = cappedStates
     }
 }

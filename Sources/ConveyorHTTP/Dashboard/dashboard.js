@@ -79,20 +79,25 @@ function every(milliseconds, load) {
 
 // MARK: Views
 
+/// A queue's figure from /metrics, with "+" when its count stopped at the cap.
+const figure = (q, key) => `${q[key]}${q.capped.includes(key) ? "+" : ""}`;
+
 async function overview() {
   setNav("overview");
   const load = async () => {
     const [metrics, dlq] = await Promise.all([api("/metrics"), api("/dlq?limit=5")]);
     const queues = metrics.queues;
     const sum = (key) => queues.reduce((total, q) => total + q[key], 0);
+    // A count stops at 10,000 (see QueueInfo.countLimit): a total with a capped part is a lower bound.
+    const total = (key) => `${sum(key)}${queues.some((q) => q.capped.includes(key)) ? "+" : ""}`;
     main.innerHTML = `
       <h1>Overview</h1>
       <div class="panel totals">
-        <div><div class="n">${sum("available")}</div><div class="muted">available</div></div>
-        <div><div class="n">${sum("running")}</div><div class="muted">running</div></div>
-        <div><div class="n">${sum("waiting")}</div><div class="muted">scheduled or retrying</div></div>
+        <div><div class="n">${total("available")}</div><div class="muted">available</div></div>
+        <div><div class="n">${total("running")}</div><div class="muted">running</div></div>
+        <div><div class="n">${total("waiting")}</div><div class="muted">scheduled or retrying</div></div>
         <div><div class="n">${sum("completed_per_second").toFixed(1)}</div><div class="muted">jobs/s (last minute)</div></div>
-        <div><div class="n">${sum("dead_lettered")}</div><div class="muted">dead-lettered</div></div>
+        <div><div class="n">${total("dead_lettered")}</div><div class="muted">dead-lettered</div></div>
         <div><div class="n">${metrics.workers}</div><div class="muted">live workers</div></div>
       </div>
       <h2>Queues</h2>
@@ -101,10 +106,10 @@ async function overview() {
           <div class="title"><a href="#/jobs?queue=${encodeURIComponent(q.queue)}">${esc(q.queue)}</a>
             ${q.paused ? badge("paused") : ""}</div>
           <div class="figures">
-            <div class="figure"><div class="n">${q.available}</div><div class="l">available</div></div>
-            <div class="figure"><div class="n">${q.running}</div><div class="l">running</div></div>
+            <div class="figure"><div class="n">${figure(q, "available")}</div><div class="l">available</div></div>
+            <div class="figure"><div class="n">${figure(q, "running")}</div><div class="l">running</div></div>
             <div class="figure"><div class="n">${q.completed_per_second.toFixed(1)}</div><div class="l">jobs/s</div></div>
-            <div class="figure"><div class="n">${q.dead_lettered}</div><div class="l">dead</div></div>
+            <div class="figure"><div class="n">${figure(q, "dead_lettered")}</div><div class="l">dead</div></div>
           </div>
           <div class="small muted">success ${(q.success_rate * 100).toFixed(1)} % · retries ${(q.retry_rate * 100).toFixed(1)} %
             ${q.start_latency_ms ? ` · start p95 ${q.start_latency_ms.p95.toFixed(1)} ms` : ""}</div>
@@ -245,8 +250,8 @@ async function queues() {
     main.innerHTML = `<h1>Queues</h1><table class="queues"><thead><tr><th>Queue</th><th>State</th><th>Available</th>
       <th>Scheduled / retrying</th><th>Running</th><th>Dead</th><th>Jobs/s</th><th>Failed/s</th><th>Start p95</th><th></th></tr></thead>
       <tbody>${metrics.queues.map((q) => `<tr data-queue="${esc(q.queue)}"><td><a href="#/jobs?queue=${encodeURIComponent(q.queue)}">${esc(q.queue)}</a></td>
-        <td>${q.paused ? badge("paused") : badge("running")}</td><td>${q.available}</td><td>${q.waiting}</td><td>${q.running}</td>
-        <td>${q.dead_lettered}</td><td>${q.completed_per_second.toFixed(2)}</td><td>${q.failed_per_second.toFixed(2)}</td>
+        <td>${q.paused ? badge("paused") : badge("running")}</td><td>${figure(q, "available")}</td><td>${figure(q, "waiting")}</td><td>${figure(q, "running")}</td>
+        <td>${figure(q, "dead_lettered")}</td><td>${q.completed_per_second.toFixed(2)}</td><td>${q.failed_per_second.toFixed(2)}</td>
         <td>${q.start_latency_ms ? q.start_latency_ms.p95.toFixed(1) + " ms" : "—"}</td>
         <td><button data-queue="${esc(q.queue)}" data-pause="${q.paused ? "resume" : "pause"}">${q.paused ? "Resume" : "Pause"}</button></td></tr>`).join("")}
       </tbody></table>`;
