@@ -77,6 +77,14 @@ public struct ConveyorError: Error, Sendable, CustomStringConvertible, CustomDeb
         public static let workflowIDInUse = Code("WORKFLOW_ID_IN_USE")
         /// An enqueue rate limit of the queue or namespace refused the jobs (see ``EnqueueLimit``); retry later.
         public static let rateLimited = Code("RATE_LIMITED")
+        /// A cron expression breaks the syntax (see ``CronExpression``).
+        public static let invalidCron = Code("INVALID_CRON")
+        /// A time zone identifier is not one this system knows (`Europe/Berlin`, `UTC`, …).
+        public static let invalidTimeZone = Code("INVALID_TIME_ZONE")
+        /// A cron expression is valid but never fires (`0 0 30 2 *`: February 30).
+        public static let cronNeverFires = Code("CRON_NEVER_FIRES")
+        /// No schedule has the given name.
+        public static let scheduleNotFound = Code("SCHEDULE_NOT_FOUND")
     }
 
     /// The stable code.

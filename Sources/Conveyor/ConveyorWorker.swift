@@ -96,6 +96,13 @@ public final class ConveyorWorker: Service, Sendable {
         public var statsInterval: Duration = .seconds(5)
         /// How long refused enqueues stay in `ingest_decisions` before the reaper prunes them (default 7 days).
         public var ingestDecisionRetention: Duration = .seconds(7 * 86_400)
+        /// Cron schedules this worker defines when it starts (see ``ConveyorClient/Schedules/define(_:)``).
+        public var schedules: [CronSchedule] = []
+        /// Whether this worker fires due schedules (default `true`). Any number of workers may: each tick is
+        /// enqueued once.
+        public var runsSchedules: Bool = true
+        /// How often due schedules are fired (default 1 s): the most a tick is enqueued late while a worker runs.
+        public var scheduleInterval: Duration = .seconds(1)
 
         public init() {}
 
@@ -119,6 +126,7 @@ public final class ConveyorWorker: Service, Sendable {
                 ("poll interval", self.pollInterval), ("reaper interval", self.reaperInterval),
                 ("supervision interval", self.supervisionInterval), ("database timeout", self.databaseTimeout),
                 ("stats interval", self.statsInterval), ("ingest decision retention", self.ingestDecisionRetention),
+                ("schedule interval", self.scheduleInterval),
             ]
             for (name, value) in durations where value <= .zero || value > longest {
                 throw ConveyorError(.invalidConfiguration, "the \(name) must be positive and at most a year")
@@ -229,6 +237,7 @@ public final class ConveyorWorker: Service, Sendable {
                 background.addTask { await self.versionLoop() }
                 background.addTask { await self.presenceLoop() }
                 background.addTask { await self.statsLoop(runtime) }
+                background.addTask { await self.scheduleLoop() }
                 background.addTask { await runtime.workflowLoader.run() }
                 background.addTask(
                     operation: failing {
@@ -459,6 +468,54 @@ public final class ConveyorWorker: Service, Sendable {
             }
             do {
                 try await Task.sleep(for: self.configuration.heartbeatInterval)
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// Defines the configured schedules, then fires due ones every ``Configuration/scheduleInterval``. Failures are
+    /// logged and retried on the next pass: a tick that a pass failed to enqueue stays due.
+    private func scheduleLoop() async {
+        var undefined = self.configuration.schedules
+        guard self.configuration.runsSchedules || !undefined.isEmpty else { return }
+        while !Task.isCancelled {
+            while let schedule = undefined.first {
+                do {
+                    try await self.call("defining schedule \(schedule.name)") { [client] in
+                        try await client.schedules.define(schedule)
+                    }
+                    undefined.removeFirst()
+                } catch {
+                    if Task.isCancelled { return }
+                    let transient = [.databaseUnavailable, .databaseTimeout, .noConnection].contains(
+                        (error as? ConveyorError)?.code
+                    )
+                    self.logger.log(
+                        level: transient ? .warning : .error,
+                        transient
+                            ? "defining a schedule failed; retrying" : "a schedule was refused; it is not defined",
+                        metadata: ["schedule": "\(schedule.name)", "error": "\(error)"]
+                    )
+                    guard !transient else { break }
+                    undefined.removeFirst()
+                }
+            }
+            if self.configuration.runsSchedules {
+                do {
+                    let fired = try await self.call("firing due schedules") { [client] in
+                        try await client.schedules.fireDue()
+                    }
+                    for (name, jobs) in fired where !jobs.isEmpty {
+                        self.logger.debug("enqueued ticks", metadata: ["schedule": "\(name)", "jobs": "\(jobs.count)"])
+                    }
+                } catch {
+                    if Task.isCancelled { return }
+                    self.logger.debug("firing due schedules failed", metadata: ["error": "\(error)"])
+                }
+            }
+            do {
+                try await Task.sleep(for: self.configuration.scheduleInterval)
             } catch {
                 return
             }

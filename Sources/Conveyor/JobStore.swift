@@ -238,6 +238,38 @@ public protocol JobStore: Sendable {
         _ requests: [EnqueueLimitRequest],
         logger: Logger
     ) async throws -> [EnqueueLimitRefusal]
+
+    // MARK: Cron schedules
+
+    /// Creates or replaces a schedule. A schedule whose expression and time zone are unchanged keeps its next tick
+    /// and its pause; otherwise its next tick becomes `firstTick`.
+    func defineSchedule(_ schedule: CronSchedule, firstTick: Date?, logger: Logger) async throws
+
+    /// Every schedule by name, or the one named.
+    func schedules(named name: String?, logger: Logger) async throws -> [StoredSchedule]
+
+    /// Pauses a schedule or resumes it with `nextTick` (the ticks of a pause are skipped). Returns whether it
+    /// exists.
+    func setSchedulePaused(
+        _ name: String,
+        paused: Bool,
+        nextTick: Date?,
+        by performer: String?,
+        logger: Logger
+    ) async throws -> Bool
+
+    /// Removes a schedule; returns whether one existed. Jobs it enqueued stay.
+    func deleteSchedule(_ name: String, logger: Logger) async throws -> Bool
+
+    /// In one transaction: locks up to `limit` due schedules that no other scheduler holds, asks `plan` (with the
+    /// database's time) what each enqueues, inserts those jobs and moves each schedule to its next tick. Returns
+    /// the names and the jobs enqueued. A scheduler that dies mid-pass rolls back: another one fires the same
+    /// ticks.
+    func fireDueSchedules(
+        limit: Int,
+        plan: @escaping @Sendable (StoredSchedule, Date) -> ScheduleFiring,
+        logger: Logger
+    ) async throws -> [(name: String, jobs: [EnqueuedJob])]
 }
 
 /// What a bulk dead-letter call does.

@@ -467,6 +467,44 @@ enum Migrations {
                 """,
             ]
         ),
+        Migration(
+            version: 10,
+            name: "cron schedules",
+            statements: [
+                // One row per schedule. The job template is stored as its columns; `next_tick_at` is the next tick
+                // to enqueue (NULL: none comes within the expression's horizon). Whichever scheduler locks a due row
+                // (FOR UPDATE SKIP LOCKED) enqueues its ticks and moves `next_tick_at` in the same transaction, so a
+                // tick is enqueued once however many processes schedule; each tick's job also carries the unique
+                // key `cron:<name>:<tick in Unix seconds>`.
+                """
+                CREATE TABLE {schema}.cron_schedules (
+                    name         text        PRIMARY KEY,
+                    expression   text        NOT NULL,
+                    time_zone    text        NOT NULL,
+                    catch_up     text        NOT NULL CHECK (catch_up IN ('none', 'latest', 'all')),
+                    kind         text        NOT NULL,
+                    args         jsonb       NOT NULL,
+                    queue        text        NOT NULL,
+                    namespace    text        NOT NULL,
+                    priority     smallint    NOT NULL,
+                    max_attempts integer     NOT NULL,
+                    timeout_ms   bigint,
+                    tags         text[]      NOT NULL,
+                    next_tick_at timestamptz,
+                    last_tick_at timestamptz,
+                    last_job_id  bigint,
+                    paused_at    timestamptz,
+                    paused_by    text,
+                    created_at   timestamptz NOT NULL DEFAULT now(),
+                    updated_at   timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                """
+                CREATE INDEX cron_schedules_due ON {schema}.cron_schedules (next_tick_at)
+                    WHERE paused_at IS NULL AND next_tick_at IS NOT NULL
+                """,
+            ]
+        ),
     ]
 
     /// Moves due scheduled and retryable jobs to available, at most `p_limit` of them, oldest run time first, and

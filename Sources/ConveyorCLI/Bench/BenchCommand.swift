@@ -145,13 +145,17 @@ struct BenchCommand: AsyncParsableCommand {
             var prefilled: BenchWorkloads.PrefilledSchema?
             for run in 1...self.runs {
                 var figures: [Measurement] = []
-                if selected.contains("w1") {
-                    self.status("run \(run)/\(self.runs): W1 drain of \(self.jobs) jobs …")
-                    figures += try await workloads.drain()
-                }
-                if selected.contains("w1d") {
-                    self.status("run \(run)/\(self.runs): W1 drain beside the dashboard refreshed every second …")
-                    figures += try await workloads.drain(dashboard: true)
+                // W1 and W1d take turns going first, and each starts without the other's table: the second drain
+                // of a pair otherwise shares the machine with autovacuum working through the first one's rows.
+                let drains = [false, true].filter { selected.contains($0 ? "w1d" : "w1") }
+                for dashboard in run % 2 == 1 ? drains : drains.reversed() {
+                    self.status(
+                        dashboard
+                            ? "run \(run)/\(self.runs): W1 drain beside the dashboard refreshed every second …"
+                            : "run \(run)/\(self.runs): W1 drain of \(self.jobs) jobs …"
+                    )
+                    figures += try await workloads.drain(dashboard: dashboard)
+                    if drains.count == 2 { try await environment.dropBenchSchemas(except: prefilled?.schema) }
                 }
                 if selected.contains("w3") {
                     self.status("run \(run)/\(self.runs): W3 drain of \(self.workflowRuns) workflows …")

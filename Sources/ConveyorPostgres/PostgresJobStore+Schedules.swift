@@ -1,0 +1,231 @@
+import Conveyor
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Cron schedules (migration 10): definitions, pause and resume, and the scheduler's pass.
+extension PostgresJobStore {
+    public func defineSchedule(_ schedule: CronSchedule, firstTick: Date?, logger: Logger) async throws {
+        let options = schedule.options
+        var binds = PostgresBindings()
+        binds.append(schedule.name)
+        binds.append(schedule.expression.source)
+        binds.append(schedule.timeZone.identifier)
+        binds.append(schedule.catchUp.rawValue)
+        binds.append(schedule.kind)
+        binds.append(schedule.argumentsJSON)
+        binds.append(options.queue ?? NewJob.Defaults.queue)
+        binds.append(options.namespace ?? NewJob.Defaults.namespace)
+        binds.append(options.priority ?? NewJob.Defaults.priority)
+        binds.append(options.maxAttempts ?? NewJob.Defaults.maxAttempts)
+        binds.append(options.timeout?.wholeMilliseconds)
+        binds.append(options.tags ?? [])
+        binds.append(firstTick)
+        try await self.run("defining schedule \(schedule.name)") {
+            try await self.committed(logger: logger) { [binds] connection in
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(self.schema.quoted).cron_schedules AS s (
+                                name, expression, time_zone, catch_up, kind, args, queue, namespace, priority,
+                                max_attempts, timeout_ms, tags, next_tick_at
+                            )
+                            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13)
+                            ON CONFLICT (name) DO UPDATE
+                            SET next_tick_at = CASE
+                                    WHEN s.expression = excluded.expression AND s.time_zone = excluded.time_zone
+                                        AND s.next_tick_at IS NOT NULL
+                                    THEN s.next_tick_at ELSE excluded.next_tick_at END,
+                                expression = excluded.expression, time_zone = excluded.time_zone,
+                                catch_up = excluded.catch_up, kind = excluded.kind, args = excluded.args,
+                                queue = excluded.queue, namespace = excluded.namespace, priority = excluded.priority,
+                                max_attempts = excluded.max_attempts, timeout_ms = excluded.timeout_ms,
+                                tags = excluded.tags, updated_at = now()
+                            """,
+                        binds: binds
+                    ),
+                    logger: logger
+                )
+            }
+        }
+    }
+
+    public func schedules(named name: String?, logger: Logger) async throws -> [StoredSchedule] {
+        var binds = PostgresBindings()
+        binds.append(name ?? "")
+        return try await self.run("reading schedules") {
+            let rows = try await self.client.query(
+                PostgresQuery(
+                    unsafeSQL: "\(self.scheduleColumns) WHERE $1 = '' OR name = $1 ORDER BY name",
+                    binds: binds
+                ),
+                logger: logger
+            )
+            return try await Self.decodeSchedules(rows)
+        }
+    }
+
+    public func setSchedulePaused(
+        _ name: String,
+        paused: Bool,
+        nextTick: Date?,
+        by performer: String?,
+        logger: Logger
+    ) async throws -> Bool {
+        var binds = PostgresBindings()
+        binds.append(name)
+        binds.append(paused)
+        binds.append(performer)
+        binds.append(nextTick)
+        return try await self.run(paused ? "pausing schedule \(name)" : "resuming schedule \(name)") {
+            try await self.committed(logger: logger) { [binds] connection in
+                let rows = try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            UPDATE \(self.schema.quoted).cron_schedules
+                            SET paused_at = CASE WHEN $2::bool THEN coalesce(paused_at, now()) END,
+                                paused_by = CASE WHEN $2::bool THEN coalesce(paused_by, $3) END,
+                                next_tick_at = CASE WHEN $2::bool THEN next_tick_at ELSE $4 END,
+                                updated_at = now()
+                            WHERE name = $1
+                            RETURNING 1
+                            """,
+                        binds: binds
+                    ),
+                    logger: logger
+                )
+                return try await rows.collect().count == 1
+            }
+        }
+    }
+
+    public func deleteSchedule(_ name: String, logger: Logger) async throws -> Bool {
+        var binds = PostgresBindings()
+        binds.append(name)
+        return try await self.run("deleting schedule \(name)") {
+            try await self.committed(logger: logger) { [binds] connection in
+                let rows = try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: "DELETE FROM \(self.schema.quoted).cron_schedules WHERE name = $1 RETURNING 1",
+                        binds: binds
+                    ),
+                    logger: logger
+                )
+                return try await rows.collect().count == 1
+            }
+        }
+    }
+
+    public func fireDueSchedules(
+        limit: Int,
+        plan: @escaping @Sendable (StoredSchedule, Date) -> ScheduleFiring,
+        logger: Logger
+    ) async throws -> [(name: String, jobs: [EnqueuedJob])] {
+        var binds = PostgresBindings()
+        binds.append(max(1, limit))
+        return try await self.run("firing due schedules") {
+            // One indexed read while nothing is due, which is nearly always: no transaction per pass.
+            let anyDue = try await self.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT 1 FROM \(self.schema.quoted).cron_schedules
+                        WHERE paused_at IS NULL AND next_tick_at IS NOT NULL AND next_tick_at <= now()
+                        LIMIT 1
+                        """
+                ),
+                logger: logger
+            )
+            guard try await anyDue.collect().count > 0 else { return [] }
+            return try await self.committed(logger: logger) { [binds] connection in
+                // SKIP LOCKED: a schedule another scheduler is firing is left to it. The clock is the database's,
+                // so schedulers on machines whose clocks differ agree on what is due.
+                let due = try await Self.decodeSchedules(
+                    try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL: """
+                                \(self.scheduleColumns)
+                                WHERE paused_at IS NULL AND next_tick_at IS NOT NULL AND next_tick_at <= now()
+                                ORDER BY next_tick_at
+                                LIMIT $1
+                                FOR UPDATE SKIP LOCKED
+                                """,
+                            binds: binds
+                        ),
+                        logger: logger
+                    )
+                )
+                guard !due.isEmpty else { return [] }
+                let now = try await connection.query("SELECT now()", logger: logger).collect().first?.decode(
+                    Date.self
+                )
+                var fired: [(name: String, jobs: [EnqueuedJob])] = []
+                for schedule in due {
+                    let firing = plan(schedule, now ?? Date())
+                    let jobs = try await self.insert(firing.jobs, notify: true, on: connection, logger: logger)
+                    var update = PostgresBindings()
+                    update.append(schedule.name)
+                    update.append(firing.nextTick)
+                    update.append(firing.lastTick)
+                    update.append(jobs.last?.id.rawValue)
+                    try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL: """
+                                UPDATE \(self.schema.quoted).cron_schedules
+                                SET next_tick_at = $2, last_tick_at = coalesce($3, last_tick_at),
+                                    last_job_id = coalesce($4, last_job_id), updated_at = now()
+                                WHERE name = $1
+                                """,
+                            binds: update
+                        ),
+                        logger: logger
+                    )
+                    fired.append((schedule.name, jobs))
+                }
+                return fired
+            }
+        }
+    }
+
+    private var scheduleColumns: String {
+        """
+        SELECT name, expression, time_zone, catch_up, kind, args::text, queue, namespace, priority::int,
+               max_attempts, timeout_ms, tags, next_tick_at, last_tick_at, last_job_id, paused_at, paused_by,
+               created_at, updated_at
+        FROM \(self.schema.quoted).cron_schedules
+        """
+    }
+
+    private static func decodeSchedules(_ rows: PostgresRowSequence) async throws -> [StoredSchedule] {
+        var schedules: [StoredSchedule] = []
+        for try await row in rows {
+            let columns = row.makeRandomAccess()
+            let timeout = try columns[10].decode(Int64?.self)
+            schedules.append(
+                StoredSchedule(
+                    name: try columns[0].decode(String.self),
+                    expression: try columns[1].decode(String.self),
+                    timeZone: try columns[2].decode(String.self),
+                    catchUp: try columns[3].decode(String.self),
+                    kind: try columns[4].decode(String.self),
+                    argumentsJSON: try columns[5].decode(String.self),
+                    options: JobOptions(
+                        queue: try columns[6].decode(String.self),
+                        priority: try columns[8].decode(Int.self),
+                        maxAttempts: try columns[9].decode(Int.self),
+                        timeout: timeout.map { .milliseconds($0) },
+                        tags: try columns[11].decode([String].self),
+                        namespace: try columns[7].decode(String.self)
+                    ),
+                    nextTickAt: try columns[12].decode(Date?.self),
+                    lastTickAt: try columns[13].decode(Date?.self),
+                    lastJobID: try columns[14].decode(Int64?.self).map(JobID.init(rawValue:)),
+                    pausedAt: try columns[15].decode(Date?.self),
+                    pausedBy: try columns[16].decode(String?.self),
+                    createdAt: try columns[17].decode(Date.self),
+                    updatedAt: try columns[18].decode(Date.self)
+                )
+            )
+        }
+        return schedules
+    }
+}
