@@ -12,14 +12,17 @@ extension ConveyorClient {
         /// does at start) keeps its next tick and its pause, so restarts neither skip nor repeat a tick; a new
         /// expression or time zone starts from its first tick after now.
         ///
+        /// A definition that is new or differs from the stored one is recorded as a `defined` event by
+        /// `performer`.
+        ///
         /// - Throws: ``ConveyorError`` with a validation code of the job's options before anything is written.
-        public func define(_ schedule: CronSchedule) async throws {
+        public func define(_ schedule: CronSchedule, by performer: String? = nil) async throws {
             let store = self.client.store
             let logger = self.client.logger
             _ = try schedule.job(at: Date(), maximumArgumentBytes: self.client.configuration.maximumArgumentBytes)
             let now = try await store.databaseNow(logger: logger)
             let first = schedule.expression.nextTick(after: now, in: schedule.timeZone)
-            try await store.defineSchedule(schedule, firstTick: first, logger: logger)
+            try await store.defineSchedule(schedule, firstTick: first, by: performer, logger: logger)
         }
 
         /// Every schedule by name, with its next and latest tick and its pause.
@@ -67,8 +70,13 @@ extension ConveyorClient {
 
         /// Removes `name`; jobs it enqueued stay. Returns whether it existed.
         @discardableResult
-        public func delete(_ name: String) async throws -> Bool {
-            try await self.client.store.deleteSchedule(name, logger: self.client.logger)
+        public func delete(_ name: String, by performer: String? = nil) async throws -> Bool {
+            try await self.client.store.deleteSchedule(name, by: performer, logger: self.client.logger)
+        }
+
+        /// The schedule's definitions, pauses, resumptions and deletion, oldest first (at most `limit`, the newest).
+        public func events(_ name: String, limit: Int = 100) async throws -> [EventRecord] {
+            try await self.client.store.events(for: .schedule(name), limit: limit, logger: self.client.logger)
         }
 
         /// One scheduler pass: enqueues the due ticks of up to `limit` schedules that no other scheduler is firing.

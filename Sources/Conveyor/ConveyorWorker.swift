@@ -482,8 +482,8 @@ public final class ConveyorWorker: Service, Sendable {
         while !Task.isCancelled {
             while let schedule = undefined.first {
                 do {
-                    try await self.call("defining schedule \(schedule.name)") { [client] in
-                        try await client.schedules.define(schedule)
+                    try await self.call("defining schedule \(schedule.name)") { [client, configuration] in
+                        try await client.schedules.define(schedule, by: "worker:\(configuration.workerID)")
                     }
                     undefined.removeFirst()
                 } catch {

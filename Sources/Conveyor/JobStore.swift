@@ -243,7 +243,7 @@ public protocol JobStore: Sendable {
 
     /// Creates or replaces a schedule. A schedule whose expression and time zone are unchanged keeps its next tick
     /// and its pause; otherwise its next tick becomes `firstTick`.
-    func defineSchedule(_ schedule: CronSchedule, firstTick: Date?, logger: Logger) async throws
+    func defineSchedule(_ schedule: CronSchedule, firstTick: Date?, by performer: String?, logger: Logger) async throws
 
     /// Every schedule by name, or the one named.
     func schedules(named name: String?, logger: Logger) async throws -> [StoredSchedule]
@@ -259,7 +259,7 @@ public protocol JobStore: Sendable {
     ) async throws -> Bool
 
     /// Removes a schedule; returns whether one existed. Jobs it enqueued stay.
-    func deleteSchedule(_ name: String, logger: Logger) async throws -> Bool
+    func deleteSchedule(_ name: String, by performer: String?, logger: Logger) async throws -> Bool
 
     /// In one transaction: locks up to `limit` due schedules that no other scheduler holds, asks `plan` (with the
     /// database's time) what each enqueues, inserts those jobs and moves each schedule to its next tick. Returns

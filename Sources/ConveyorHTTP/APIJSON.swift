@@ -185,6 +185,33 @@ enum APIJSON {
         ["scope": limit.scope.rawValue, "name": limit.name, "per_second": limit.perSecond, "burst": limit.burst]
     }
 
+    static func schedule(_ record: CronScheduleRecord) -> [String: Any] {
+        let schedule = record.schedule
+        let options = schedule.options
+        return [
+            "name": schedule.name,
+            "cron": schedule.expression.source,
+            "time_zone": schedule.timeZone.identifier,
+            "catch_up": schedule.catchUp.rawValue,
+            "kind": schedule.kind,
+            "args": Self.embedded(schedule.argumentsJSON),
+            "queue": options.queue ?? NewJob.Defaults.queue,
+            "namespace": options.namespace ?? NewJob.Defaults.namespace,
+            "priority": options.priority ?? NewJob.Defaults.priority,
+            "max_attempts": options.maxAttempts ?? NewJob.Defaults.maxAttempts,
+            "timeout_ms": Self.optional(options.timeout?.wholeMilliseconds),
+            "tags": options.tags ?? [],
+            "next_tick_at": Self.time(record.nextTickAt),
+            "last_tick_at": Self.time(record.lastTickAt),
+            "last_job_id": Self.optional(record.lastJobID?.rawValue),
+            "paused": record.isPaused,
+            "paused_at": Self.time(record.pausedAt),
+            "paused_by": Self.optional(record.pausedBy),
+            "created_at": Self.time(record.createdAt),
+            "updated_at": Self.time(record.updatedAt),
+        ]
+    }
+
     static func worker(_ worker: WorkerPresence) -> [String: Any] {
         [
             "id": worker.id,

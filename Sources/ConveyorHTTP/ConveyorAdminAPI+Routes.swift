@@ -266,6 +266,54 @@ extension ConveyorAdminAPI {
             tag: "guardrails",
             handler: Self.removeLimit
         ),
+        Route(
+            method: .get,
+            path: "/schedules",
+            operationID: "listSchedules",
+            summary: "Cron schedules by name, with their next and latest tick.",
+            tag: "schedules",
+            handler: { call in .ok(["schedules": try await call.client.schedules.list().map(APIJSON.schedule)]) }
+        ),
+        Route(
+            method: .get,
+            path: "/schedules/{name}",
+            operationID: "getSchedule",
+            summary: "A cron schedule with its events: definitions, pauses and resumptions.",
+            tag: "schedules",
+            handler: Self.getSchedule
+        ),
+        Route(
+            method: .put,
+            path: "/schedules/{name}",
+            operationID: "defineSchedule",
+            summary: "Create or replace a cron schedule; the same expression and time zone keep its next tick.",
+            tag: "schedules",
+            handler: Self.defineSchedule
+        ),
+        Route(
+            method: .delete,
+            path: "/schedules/{name}",
+            operationID: "deleteSchedule",
+            summary: "Remove a cron schedule; the jobs it enqueued stay.",
+            tag: "schedules",
+            handler: Self.deleteSchedule
+        ),
+        Route(
+            method: .post,
+            path: "/schedules/{name}/pause",
+            operationID: "pauseSchedule",
+            summary: "Stop enqueuing a schedule's ticks; those that pass while paused are skipped.",
+            tag: "schedules",
+            handler: { call in try await Self.setSchedulePaused(call, true) }
+        ),
+        Route(
+            method: .post,
+            path: "/schedules/{name}/resume",
+            operationID: "resumeSchedule",
+            summary: "Enqueue a schedule's ticks again, from its next tick after now.",
+            tag: "schedules",
+            handler: { call in try await Self.setSchedulePaused(call, false) }
+        ),
     ]
 
     // MARK: Operations
@@ -386,6 +434,71 @@ extension ConveyorAdminAPI {
             )
         }
         return .ok(["removed": true, "scope": scope.rawValue, "name": name])
+    }
+
+    // MARK: Schedules
+
+    private static func schedule(_ call: Call, _ name: String) async throws -> CronScheduleRecord {
+        guard let record = try await call.client.schedules.get(name) else {
+            throw ConveyorError(.scheduleNotFound, "no schedule is named \(name.prefix(128))")
+        }
+        return record
+    }
+
+    private static func getSchedule(_ call: Call) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        async let events = call.client.schedules.events(name)
+        var body = APIJSON.schedule(try await Self.schedule(call, name))
+        body["events"] = try await events.map(APIJSON.event)
+        return .ok(body)
+    }
+
+    private static func defineSchedule(_ call: Call) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        let body = try call.bodyObject()
+        var options = JobOptions()
+        options.queue = try body.string("queue")
+        options.namespace = try body.string("namespace")
+        options.priority = try body.int("priority")
+        options.maxAttempts = try body.int("max_attempts")
+        if let timeout = try body.int("timeout_ms") { options.timeout = .milliseconds(timeout) }
+        options.tags = try body.strings("tags")
+        var catchUp = CronSchedule.CatchUp.latest
+        if let text = try body.string("catch_up") {
+            guard let value = CronSchedule.CatchUp(rawValue: text) else {
+                throw ConveyorError(.invalidOption, "catch_up is none, latest or all, got \(text.prefix(40))")
+            }
+            catchUp = value
+        }
+        let schedule = try CronSchedule(
+            name: name,
+            cron: try body.requiredString("cron"),
+            timeZone: try body.string("time_zone") ?? "UTC",
+            kind: try body.requiredString("kind"),
+            argumentsJSON: try body.json("args") ?? "{}",
+            options: options,
+            catchUp: catchUp
+        )
+        try await call.client.schedules.define(schedule, by: call.performer)
+        return .ok(APIJSON.schedule(try await Self.schedule(call, name)))
+    }
+
+    private static func deleteSchedule(_ call: Call) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        guard try await call.client.schedules.delete(name, by: call.performer) else {
+            throw ConveyorError(.scheduleNotFound, "no schedule is named \(name.prefix(128))")
+        }
+        return .ok(["deleted": true, "name": name])
+    }
+
+    private static func setSchedulePaused(_ call: Call, _ paused: Bool) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        if paused {
+            try await call.client.schedules.pause(name, by: call.performer)
+        } else {
+            try await call.client.schedules.resume(name, by: call.performer)
+        }
+        return .ok(APIJSON.schedule(try await Self.schedule(call, name)))
     }
 
     // MARK: Handlers

@@ -45,7 +45,7 @@ public struct ConveyorHTTPError: HTTPResponseError, Sendable {
     /// The HTTP status of each ``ConveyorError/Code``: the only place the mapping exists.
     public static func status(for code: ConveyorError.Code) -> HTTPResponse.Status {
         switch code {
-        case .jobNotFound, .workflowNotFound, .stepNotFound:
+        case .jobNotFound, .workflowNotFound, .stepNotFound, .scheduleNotFound:
             .notFound
         case .invalidJobState, .invalidWorkflowState, .duplicateJob, .workflowIDInUse:
             .conflict
@@ -54,7 +54,7 @@ public struct ConveyorHTTPError: HTTPResponseError, Sendable {
         case .rateLimited:
             .tooManyRequests
         case .malformedArguments, .invalidQueueName, .invalidKind, .invalidNamespace, .invalidOption, .invalidFilter,
-            .unknownWorkflow, .invalidSchemaName:
+            .unknownWorkflow, .invalidSchemaName, .invalidCron, .invalidTimeZone, .cronNeverFires:
             .badRequest
         case .databaseUnavailable, .databaseTimeout, .noConnection, .schemaMismatch, .schemaTooNew:
             .serviceUnavailable

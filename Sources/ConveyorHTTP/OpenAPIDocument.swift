@@ -385,7 +385,7 @@ private enum OpenAPISpec {
         let event = Self.object([
             "id": Self.integer(int64: true),
             "at": Self.dateTime(),
-            "subject": Self.enumeration(["job", "queue", "workflow"]),
+            "subject": Self.enumeration(["job", "queue", "workflow", "schedule"]),
             "subject_id": Self.string("A job id in decimal, a queue name or a run id."),
             "action": Self.enumeration(EventRecord.Action.allCases.map(\.rawValue)),
             "from_state": Self.string(nullable: true),
@@ -572,6 +572,37 @@ private enum OpenAPISpec {
                 ),
                 "burst": Self.integer("The bucket's size.", minimum: 1, maximum: EnqueueLimit.maximumBurst),
             ]),
+            "ScheduleDetail": Self.extending(
+                Self.schedule,
+                ["events": Self.array(Self.ref("Event"), "Its definitions, pauses and resumptions, oldest first.")],
+                description: "A cron schedule with its events."
+            ),
+            "Schedule": Self.schedule,
+            "ScheduleList": Self.object(["schedules": Self.array(Self.ref("Schedule"))]),
+            "ScheduleRequest": Self.object(
+                [
+                    "cron": Self.string("Five fields (minute hour day month weekday), or six with seconds first."),
+                    "kind": Self.string("The job kind each tick enqueues."),
+                    "args": Self.freeObject("The job's arguments (default {})."),
+                    "time_zone": Self.string("An IANA time zone (default UTC).", nullable: true),
+                    "catch_up": Self.enumeration(
+                        CronSchedule.CatchUp.allCases.map(\.rawValue),
+                        "Missed ticks: none, latest (default) or all.",
+                        nullable: true
+                    ),
+                    "queue": Self.string("Default `default`.", nullable: true),
+                    "namespace": Self.string("Default `default`.", nullable: true),
+                    "priority": Self.integer(minimum: 0, maximum: 9, nullable: true),
+                    "max_attempts": Self.integer(minimum: 1, maximum: 1000, nullable: true),
+                    "timeout_ms": Self.integer(minimum: 1, nullable: true),
+                    "tags": Self.array(Self.string(), maxItems: 32, nullable: true),
+                ],
+                required: ["cron", "kind"]
+            ),
+            "ScheduleDeleted": Self.object([
+                "deleted": Self.boolean("Always true."),
+                "name": Self.string(),
+            ]),
             "EnqueueLimitRemoved": Self.object([
                 "removed": Self.boolean("Always true."),
                 "scope": Self.enumeration(EnqueueLimit.Scope.allCases.map(\.rawValue)),
@@ -669,6 +700,32 @@ private enum OpenAPISpec {
         )
     }
 
+    /// A cron schedule as the API answers it.
+    static var schedule: [String: Any] {
+        Self.object([
+            "name": Self.string(),
+            "cron": Self.string("Five fields, or six with seconds first."),
+            "time_zone": Self.string("An IANA time zone."),
+            "catch_up": Self.enumeration(CronSchedule.CatchUp.allCases.map(\.rawValue)),
+            "kind": Self.string(),
+            "args": Self.freeObject("The arguments of each tick's job."),
+            "queue": Self.string(),
+            "namespace": Self.string(),
+            "priority": Self.integer(minimum: 0, maximum: 9),
+            "max_attempts": Self.integer(minimum: 1, maximum: 1000),
+            "timeout_ms": Self.integer(minimum: 1, nullable: true),
+            "tags": Self.array(Self.string()),
+            "next_tick_at": Self.dateTime("Null when no tick comes within ten years.", nullable: true),
+            "last_tick_at": Self.dateTime(nullable: true),
+            "last_job_id": Self.jobID("The job of the latest tick.", nullable: true),
+            "paused": Self.boolean(),
+            "paused_at": Self.dateTime(nullable: true),
+            "paused_by": Self.string(nullable: true),
+            "created_at": Self.dateTime(),
+            "updated_at": Self.dateTime(),
+        ])
+    }
+
     static func enqueueRequest() -> [String: Any] {
         Self.object(
             [
@@ -755,6 +812,9 @@ private enum OpenAPISpec {
                 schema: Self.enumeration(EnqueueLimit.Scope.allCases.map(\.rawValue))
             ),
             "name": (description: "The queue or namespace.", schema: Self.string()),
+        ]
+        let schedule: [String: (description: String, schema: [String: Any])] = [
+            "name": (description: "A schedule's name.", schema: Self.string())
         ]
         return [
             "health": .init(responses: [Self.ok("Health", "The server answers.")]),
@@ -914,6 +974,36 @@ private enum OpenAPISpec {
                 pathParameters: limit,
                 responses: [Self.ok("EnqueueLimitRemoved", "The limit is gone.")],
                 errors: [400, 404, 503]
+            ),
+            "listSchedules": .init(
+                responses: [Self.ok("ScheduleList", "Every schedule, by name.")],
+                errors: [503]
+            ),
+            "getSchedule": .init(
+                pathParameters: schedule,
+                responses: [Self.ok("ScheduleDetail", "The schedule with its events.")],
+                errors: [404, 503]
+            ),
+            "defineSchedule": .init(
+                pathParameters: schedule,
+                requestBody: Self.ref("ScheduleRequest"),
+                responses: [Self.ok("Schedule", "The schedule as stored.")],
+                errors: [400, 413, 503]
+            ),
+            "deleteSchedule": .init(
+                pathParameters: schedule,
+                responses: [Self.ok("ScheduleDeleted", "The schedule is gone.")],
+                errors: [404, 503]
+            ),
+            "pauseSchedule": .init(
+                pathParameters: schedule,
+                responses: [Self.ok("Schedule", "The paused schedule.")],
+                errors: [404, 503]
+            ),
+            "resumeSchedule": .init(
+                pathParameters: schedule,
+                responses: [Self.ok("Schedule", "The resumed schedule.")],
+                errors: [404, 503]
             ),
             "forkWorkflow": .init(
                 pathParameters: run,

@@ -503,6 +503,12 @@ enum Migrations {
                 CREATE INDEX cron_schedules_due ON {schema}.cron_schedules (next_tick_at)
                     WHERE paused_at IS NULL AND next_tick_at IS NOT NULL
                 """,
+                // Definitions, pauses and deletions of schedules are events too.
+                "ALTER TABLE {schema}.events DROP CONSTRAINT events_subject_check",
+                """
+                ALTER TABLE {schema}.events ADD CONSTRAINT events_subject_check
+                    CHECK (subject IN ('job', 'queue', 'workflow', 'schedule'))
+                """,
             ]
         ),
     ]

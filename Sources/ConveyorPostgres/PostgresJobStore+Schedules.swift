@@ -5,7 +5,12 @@ import PostgresNIO
 
 /// Cron schedules (migration 10): definitions, pause and resume, and the scheduler's pass.
 extension PostgresJobStore {
-    public func defineSchedule(_ schedule: CronSchedule, firstTick: Date?, logger: Logger) async throws {
+    public func defineSchedule(
+        _ schedule: CronSchedule,
+        firstTick: Date?,
+        by performer: String?,
+        logger: Logger
+    ) async throws {
         let options = schedule.options
         var binds = PostgresBindings()
         binds.append(schedule.name)
@@ -20,9 +25,26 @@ extension PostgresJobStore {
         binds.append(options.maxAttempts ?? NewJob.Defaults.maxAttempts)
         binds.append(options.timeout?.wholeMilliseconds)
         binds.append(options.tags ?? [])
+        let definition = binds
         binds.append(firstTick)
-        try await self.run("defining schedule \(schedule.name)") {
-            try await self.committed(logger: logger) { [binds] connection in
+        _ = try await self.run("defining schedule \(schedule.name)") {
+            try await self.committed(logger: logger) { [binds, definition] connection in
+                // Whether the stored definition is this one already (a worker redefining it at start): then no
+                // event is recorded. The row is locked so that two definers do not both miss the change.
+                let same = try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT (expression, time_zone, catch_up, kind, args, queue, namespace, priority::int,
+                                    max_attempts, timeout_ms, tags)
+                                IS NOT DISTINCT FROM ($2, $3, $4, $5, $6::jsonb, $7, $8, $9::int, $10, $11, $12::text[])
+                            FROM \(self.schema.quoted).cron_schedules
+                            WHERE name = $1
+                            FOR UPDATE
+                            """,
+                        binds: definition
+                    ),
+                    logger: logger
+                ).collect().first?.decode(Bool.self)
                 try await connection.query(
                     PostgresQuery(
                         unsafeSQL: """
@@ -46,6 +68,18 @@ extension PostgresJobStore {
                     ),
                     logger: logger
                 )
+                if same != true {
+                    try await self.recordEvent(
+                        .schedule(schedule.name),
+                        .defined,
+                        from: nil,
+                        to: nil,
+                        by: performer,
+                        details: ["cron": schedule.expression.source, "time_zone": schedule.timeZone.identifier],
+                        on: connection,
+                        logger: logger
+                    )
+                }
             }
         }
     }
@@ -94,12 +128,22 @@ extension PostgresJobStore {
                     ),
                     logger: logger
                 )
-                return try await rows.collect().count == 1
+                guard try await rows.collect().count == 1 else { return false }
+                try await self.recordEvent(
+                    .schedule(name),
+                    paused ? .paused : .resumed,
+                    from: nil,
+                    to: nil,
+                    by: performer,
+                    on: connection,
+                    logger: logger
+                )
+                return true
             }
         }
     }
 
-    public func deleteSchedule(_ name: String, logger: Logger) async throws -> Bool {
+    public func deleteSchedule(_ name: String, by performer: String?, logger: Logger) async throws -> Bool {
         var binds = PostgresBindings()
         binds.append(name)
         return try await self.run("deleting schedule \(name)") {
@@ -111,7 +155,17 @@ extension PostgresJobStore {
                     ),
                     logger: logger
                 )
-                return try await rows.collect().count == 1
+                guard try await rows.collect().count == 1 else { return false }
+                try await self.recordEvent(
+                    .schedule(name),
+                    .deleted,
+                    from: nil,
+                    to: nil,
+                    by: performer,
+                    on: connection,
+                    logger: logger
+                )
+                return true
             }
         }
     }

@@ -23,6 +23,10 @@ import Testing
         }
         registry.register(Hostile.self) { _, _ in }
         registry.register(workflow: WaitsForever())
+        try await db.client.schedules.define(
+            try CronSchedule("dash-nightly", cron: "0 3 * * *", timeZone: "Europe/Berlin", job: Echo(value: 9))
+        )
+        try await db.client.schedules.pause("dash-nightly", by: "token:ops")
         let jobs = try await db.client.jobs.enqueue(
             contentsOf: (0..<5).map { Echo(value: $0) },
             options: .init(queue: "mail", maxAttempts: 3)
@@ -133,6 +137,12 @@ import Testing
             let run = try await self.page(server, "/workflows/dash-run")
             #expect(run.contains("run dash-run is waiting for signal go"), "\(run.suffix(2000))")
             #expect(run.contains(#"<tr data-step="go"><td>0</td><td>go</td><td>signal</td>"#))
+
+            let schedules = try await self.page(server, "/schedules")
+            #expect(schedules.contains(#"<tr data-schedule="dash-nightly">"#), "\(schedules.suffix(2000))")
+            #expect(schedules.contains("<code>0 3 * * *</code>") && schedules.contains("Europe/Berlin"))
+            #expect(schedules.contains(#"data-pause="resume">Resume</button>"#))
+            #expect(schedules.contains("by token:ops"))
 
             // The worker's presence is live while it heartbeats; a slow run of the pages above can outlast a minute.
             try await db.store.registerWorker(

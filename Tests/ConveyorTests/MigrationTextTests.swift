@@ -17,7 +17,7 @@ import Testing
         7: 0x6baf_5764_8bf3_fbc4,
         8: 0xb703_6394_de1e_da21,
         9: 0x8836_e711_e8ce_f8f4,
-        10: 0xd816_91e9_0477_98e9,
+        10: 0x3573_3119_2552_2b4e,
     ]
 
     static func fingerprint(_ text: String) -> UInt64 {

@@ -227,6 +227,9 @@ import Testing
         registry.register(workflow: WaitsForever())
         try await db.client.queues.pause("held", by: "test")
         try await db.client.limits.set(EnqueueLimit(scope: .queue, name: "limited", perSecond: 0.001, burst: 1))
+        try await db.client.schedules.define(
+            try CronSchedule("oa-nightly", cron: "0 3 * * *", timeZone: "Europe/Berlin", job: Echo(value: 3))
+        )
         let done = try await db.client.jobs.enqueue(Echo(value: 1)).id
         let dead = try await db.client.jobs.enqueue(Echo(value: -1), options: .init(maxAttempts: 1)).id
         let held = try await db.client.jobs.enqueue(
@@ -385,6 +388,40 @@ import Testing
                         )
                     case "removeEnqueueLimit":
                         try await checker.probe(route, "/limits/queue/spare")
+                    case "listSchedules":
+                        let listed = try await checker.probe(route, "/schedules")
+                        #expect(((listed as? [String: Any])?["schedules"] as? [Any])?.count == 1)
+                    case "getSchedule":
+                        try await checker.probe(route, "/schedules/oa-nightly")
+                        try await checker.probe(route, "/schedules/missing", expect: .notFound)
+                    case "defineSchedule":
+                        let body = #"""
+                            {"cron": "*/15 * * * * *", "kind": "echo", "args": {"value": 2}, "time_zone": "UTC", \#
+                            "catch_up": "all", "queue": "reports", "namespace": "default", "priority": 1, \#
+                            "max_attempts": 3, "timeout_ms": 1000, "tags": ["cron"]}
+                            """#
+                        let defined = try await checker.probe(route, "/schedules/oa-other", body: body)
+                        #expect((defined as? [String: Any])?["catch_up"] as? String == "all")
+                        try await checker.probe(
+                            route,
+                            "/schedules/oa-other",
+                            body: #"{"cron": "0 0 30 2 *", "kind": "echo"}"#,
+                            expect: .badRequest
+                        )
+                        try await checker.probe(
+                            route,
+                            "/schedules/oa-other",
+                            body: #"{"cron": "0 3 * * *", "kind": "echo", "time_zone": "Mars/Olympus"}"#,
+                            expect: .badRequest
+                        )
+                    case "deleteSchedule":
+                        try await checker.probe(route, "/schedules/oa-other")
+                        try await checker.probe(route, "/schedules/oa-other", expect: .notFound)
+                    case "pauseSchedule":
+                        let paused = try await checker.probe(route, "/schedules/oa-nightly/pause")
+                        #expect((paused as? [String: Any])?["paused_by"] as? String == "token:ops")
+                    case "resumeSchedule":
+                        try await checker.probe(route, "/schedules/oa-nightly/resume")
                     default:
                         Issue.record("route \(route.operationID) has no probe in \(#function): add one")
                     }

@@ -64,8 +64,13 @@ import Testing
         #expect(try Self.same(try await db.client.schedules.get("nightly")?.schedule, changed))
         #expect(try await db.client.schedules.list().map(\.schedule.name) == ["nightly"])
         await #expect(throws: ConveyorError.self) { try await db.client.schedules.pause("missing") }
-        #expect(try await db.client.schedules.delete("nightly"))
+        #expect(try await db.client.schedules.delete("nightly", by: "ops"))
         #expect(try await db.client.schedules.list().isEmpty)
+        // Recorded: the first definition and the change, not the redefinition that changed nothing; the deletion.
+        let events = try await db.client.schedules.events("nightly")
+        #expect(events.map(\.action) == [.defined, .defined, .deleted])
+        #expect(events.map { $0.details["cron"] } == ["0 3 * * *", "0 4 * * *", nil])
+        #expect(events.last?.performedBy == "ops")
     }
 
     static func at(_ text: String) -> Date { (try? Date(text, strategy: .iso8601)) ?? .distantPast }
@@ -129,6 +134,9 @@ import Testing
         let resumed = try #require(try await db.client.schedules.get("minutely"))
         #expect(!resumed.isPaused && (resumed.nextTickAt ?? .distantPast) > Date().addingTimeInterval(-1))
         #expect(try await Self.jobs(db, of: "minutely") == 0)
+        let events = try await db.client.schedules.events("minutely")
+        #expect(events.map(\.action) == [.defined, .paused, .resumed])
+        #expect(events[1].performedBy == "ops" && events[1].subject == .schedule("minutely"))
     }
 
     @Test("four schedulers at once enqueue every tick once: none skipped, none fired twice")
@@ -216,6 +224,48 @@ import Testing
         #expect(fired.map(\.name) == ["hourly"] && fired.first?.jobs.count == 1)
         #expect(try await Self.jobs(db, of: "hourly") == 1)
         #expect(try await db.client.schedules.fireDue().isEmpty)
+    }
+
+    @Test("conveyor schedules defines, lists, pauses, resumes and deletes, and refuses bad input with its code")
+    func commands() async throws {
+        let db = try TestDatabase.get()
+        let cli = WorkflowCommandTests.conveyor
+        let defined = try await cli(
+            db,
+            [
+                "schedules", "define", "cli-nightly", "--cron", "30 2 * * MON-FRI", "--kind", "tick", "--args",
+                #"{"label": "cli"}"#, "--time-zone", "America/New_York", "--catch-up", "none",
+            ]
+        )
+        #expect(defined.status == 0, "\(defined.errors)")
+        #expect(defined.output.hasPrefix("defined cli-nightly; next tick 20"), "\(defined.output)")
+        let stored = try #require(try await db.client.schedules.get("cli-nightly"))
+        #expect(stored.schedule.catchUp == .none && stored.schedule.timeZone.identifier == "America/New_York")
+        let listed = try await cli(db, ["schedules"])
+        #expect(listed.output.contains("cli-nightly"), "\(listed.output)")
+        #expect(listed.output.contains("30 2 * * MON-FRI") && listed.output.contains("America/New_York"))
+        #expect(try await cli(db, ["schedules", "pause", "cli-nightly"]).status == 0)
+        #expect(try await db.client.schedules.get("cli-nightly")?.pausedBy?.hasPrefix("cli:") == true)
+        #expect(try await cli(db, ["schedules", "list"]).output.contains(" paused"))
+        #expect(try await cli(db, ["schedules", "resume", "cli-nightly"]).status == 0)
+        #expect(try await db.client.schedules.get("cli-nightly")?.isPaused == false)
+
+        let bad = try await cli(db, ["schedules", "define", "x", "--cron", "61 * * * *", "--kind", "tick"])
+        #expect(bad.status == 1 && bad.errors.contains("INVALID_CRON"), "\(bad.errors)")
+        let zone = try await cli(
+            db,
+            ["schedules", "define", "x", "--cron", "0 3 * * *", "--kind", "tick", "--time-zone", "Nowhere/Land"]
+        )
+        #expect(zone.status == 1 && zone.errors.contains("INVALID_TIME_ZONE"), "\(zone.errors)")
+        let never = try await cli(db, ["schedules", "define", "x", "--cron", "0 0 31 2 *", "--kind", "tick"])
+        #expect(never.status == 1 && never.errors.contains("CRON_NEVER_FIRES"), "\(never.errors)")
+        let missing = try await cli(db, ["schedules", "pause", "nope"])
+        #expect(missing.status == 1 && missing.errors.contains("SCHEDULE_NOT_FOUND"))
+        // Nothing the refusals touched was stored or changed.
+        #expect(try await db.client.schedules.list().map(\.schedule.name) == ["cli-nightly"])
+        #expect(try await cli(db, ["schedules", "delete", "cli-nightly"]).status == 0)
+        #expect(try await db.client.schedules.list().isEmpty)
+        #expect(try await cli(db, ["schedules", "delete", "cli-nightly"]).errors.contains("SCHEDULE_NOT_FOUND"))
     }
 
     @Test("a worker defines its configured schedule and runs each tick's job")

@@ -5,22 +5,26 @@ public enum EventSubject: Sendable, Hashable {
     case job(JobID)
     case queue(String)
     case workflow(WorkflowRunID)
+    /// A cron schedule, by name.
+    case schedule(String)
 
-    /// The subject's kind as stored: `job`, `queue` or `workflow`.
+    /// The subject's kind as stored: `job`, `queue`, `workflow` or `schedule`.
     public var kind: String {
         switch self {
         case .job: "job"
         case .queue: "queue"
         case .workflow: "workflow"
+        case .schedule: "schedule"
         }
     }
 
-    /// The subject's id as stored (a job id in decimal, a queue name, a run id).
+    /// The subject's id as stored (a job id in decimal, a queue name, a run id, a schedule name).
     public var id: String {
         switch self {
         case .job(let id): "\(id.rawValue)"
         case .queue(let name): name
         case .workflow(let id): id.rawValue
+        case .schedule(let name): name
         }
     }
 }
@@ -40,14 +44,16 @@ public struct EventRecord: Sendable, Hashable {
         case retried
         /// A finished job was copied into a new job (`details.replay` holds the new id).
         case replayed
-        /// A queue was paused or resumed.
+        /// A queue or a schedule was paused or resumed.
         case paused, resumed
         /// A signal was sent to a run (`details.name`).
         case signalled
         /// A run was forked (`details.fork` holds the new run, `details.step` the step).
         case forked
-        /// A dead-lettered job was deleted by a bulk discard.
+        /// A dead-lettered job was deleted by a bulk discard, or a schedule was deleted.
         case deleted
+        /// A schedule was created, or replaced with a different definition (`details` holds its cron and zone).
+        case defined
     }
 
     public var id: Int64

@@ -72,6 +72,7 @@ public struct ConveyorDashboard: Sendable {
                 <a href="#/dlq" data-view="dlq">Dead letters</a>
                 <a href="#/queues" data-view="queues">Queues</a>
                 <a href="#/workflows" data-view="workflows">Workflows</a>
+                <a href="#/schedules" data-view="schedules">Schedules</a>
                 <a href="#/workers" data-view="workers">Workers</a>
               </nav>
               <span class="status"></span>

@@ -350,6 +350,33 @@ async function workers() {
   every(5000, load);
 }
 
+async function schedules() {
+  setNav("schedules");
+  const load = async () => {
+    const page = await api("/schedules");
+    main.innerHTML = `<h1>Schedules</h1>${page.schedules.length ? `<table class="schedules"><thead><tr><th>Schedule</th><th>Cron</th><th>Time zone</th>
+      <th>Job</th><th>Catch-up</th><th>State</th><th>Next tick</th><th>Latest tick</th><th></th></tr></thead>
+      <tbody>${page.schedules.map((s) => `<tr data-schedule="${esc(s.name)}"><td>${esc(s.name)}</td><td><code>${esc(s.cron)}</code></td>
+        <td>${esc(s.time_zone)}</td><td>${esc(s.kind)} <span class="muted small">on ${esc(s.queue)}</span></td><td>${esc(s.catch_up)}</td>
+        <td>${s.paused ? badge("paused") + (s.paused_by ? ` <span class="small muted">by ${esc(s.paused_by)}</span>` : "") : badge("running")}</td>
+        <td>${s.paused ? "—" : time(s.next_tick_at)}</td>
+        <td>${s.last_job_id ? `<a href="#/jobs/${s.last_job_id}">${time(s.last_tick_at)}</a>` : "—"}</td>
+        <td><button data-schedule="${esc(s.name)}" data-pause="${s.paused ? "resume" : "pause"}">${s.paused ? "Resume" : "Pause"}</button></td></tr>`).join("")}
+      </tbody></table>` : '<p class="muted">No schedule. Define one with client.schedules.define or conveyor schedules define.</p>'}`;
+    for (const button of main.querySelectorAll("button[data-pause]")) {
+      button.addEventListener("click", async () => {
+        try {
+          await api(`/schedules/${encodeURIComponent(button.dataset.schedule)}/${button.dataset.pause}`, { method: "POST" });
+          await load();
+        } catch (error) { alert(error.message); }
+      });
+    }
+    done();
+  };
+  await load();
+  every(5000, load);
+}
+
 function login(message) {
   clearInterval(refreshTimer);
   main.innerHTML = `<div class="panel login"><h1>Sign in</h1>
@@ -380,6 +407,7 @@ async function route() {
     else if (parts[0] === "workflows" && parts[1]) await workflow(decodeURIComponent(parts[1]));
     else if (parts[0] === "workflows") await workflows(query);
     else if (parts[0] === "workers") await workers();
+    else if (parts[0] === "schedules") await schedules();
     else await overview();
     document.querySelector("header .status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (error) {
