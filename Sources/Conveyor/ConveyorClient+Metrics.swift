@@ -12,7 +12,7 @@ extension ConveyorClient {
         let client: ConveyorClient
 
         /// How many of the newest jobs start latency is computed from.
-        public static let latencySampleSize = 5000
+        public static let latencySampleSize = 2000
 
         /// Every queue's figures, ordered by name.
         public func queues() async throws -> [QueueMetrics] {

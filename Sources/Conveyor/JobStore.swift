@@ -520,11 +520,11 @@ public struct QueueInfo: Sendable, Hashable {
     /// Jobs per state: available, scheduled, retryable, running and discarded (finished ones are not counted).
     /// Each count stops at ``countLimit``, so that reading a queue costs the same behind any backlog.
     public var counts: [JobState: Int]
-    /// The states whose counts reached ``countLimit``: there are at least that many (shown as "10,000+").
+    /// The states whose counts reached ``countLimit``: there are at least that many (shown as "1,000+").
     public var cappedStates: Set<JobState>
 
     /// Where counting stops.
-    public static let countLimit = 10_000
+    public static let countLimit = 1_000
 
     public init(
         name: String,

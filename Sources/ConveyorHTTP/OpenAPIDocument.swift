@@ -401,7 +401,7 @@ private enum OpenAPISpec {
                 "running": Self.integer(minimum: 0),
                 "discarded": Self.integer(minimum: 0),
             ],
-            description: "Jobs of the queue per state, each counted up to 10,000."
+            description: "Jobs of the queue per state, each counted up to 1,000."
         )
         let queue = Self.object([
             "name": Self.string(),
@@ -411,7 +411,7 @@ private enum OpenAPISpec {
             "counts": counts,
             "capped": Self.array(
                 Self.enumeration(["available", "scheduled", "retryable", "running", "discarded"]),
-                "The states whose counts reached 10,000, where counting stops: there are at least that many."
+                "The states whose counts reached 1,000, where counting stops: there are at least that many."
             ),
         ])
         let worker = Self.object([
@@ -650,7 +650,7 @@ private enum OpenAPISpec {
                 "dead_lettered": Self.integer(minimum: 0),
                 "capped": Self.array(
                     Self.enumeration(["available", "waiting", "running", "dead_lettered"]),
-                    "The figures above that are lower bounds: a count they add up reached 10,000, where counting stops."
+                    "The figures above that are lower bounds: a count they add up reached 1,000, where counting stops."
                 ),
                 "completed_per_second": Self.number("Over the last 60 s.", minimum: 0),
                 "failed_per_second": Self.number("Over the last 60 s.", minimum: 0),

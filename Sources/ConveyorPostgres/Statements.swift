@@ -223,10 +223,12 @@ struct Statements: Sendable {
 
         // Counts of the states that have a partial index of their own, each capped at $2, so the cost follows
         // neither the finished jobs nor a deep backlog: counting 150,000 available jobs took 110 ms, too much for
-        // a dashboard refreshed every second beside a busy worker. Available jobs are counted per queue (a skip scan
-        // of `jobs_fetchable` finds the queues, then each count stops at the cap); the other states scan at most $2
-        // rows in all, so once a state's scan reaches the cap each of its counts is a lower bound. The fourth column
-        // says so. Completed and cancelled jobs are not counted here.
+        // a dashboard refreshed every second beside a busy worker. A skip scan of `jobs_fetchable` finds the queues
+        // with available jobs; each queue's are counted newest first in the index's order, which keeps the plan an
+        // index scan that stops at the cap (a bare LIMIT let the planner read every entry into a bitmap first: 58 ms
+        // during a drain) and meets live entries before those of jobs just fetched. The other states scan at most
+        // $2 rows in all, so once a state's scan reaches the cap each of its counts is a lower bound. The fourth
+        // column says so. Completed and cancelled jobs are not counted here.
         self.queueCounts = """
             WITH RECURSIVE listed(queue) AS (
                 SELECT CASE WHEN $1 = ''
@@ -241,7 +243,9 @@ struct Statements: Sendable {
             available AS MATERIALIZED (
                 SELECT l.queue, (
                     SELECT count(*) FROM (
-                        SELECT 1 FROM \(s).jobs j WHERE j.state = 'available' AND j.queue = l.queue LIMIT $2
+                        SELECT 1 FROM \(s).jobs j WHERE j.state = 'available' AND j.queue = l.queue
+                        ORDER BY j.priority DESC, j.run_at DESC, j.id DESC
+                        LIMIT $2
                     ) c
                 ) AS n
                 FROM listed l

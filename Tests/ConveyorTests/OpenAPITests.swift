@@ -149,7 +149,7 @@ import Testing
             ("Error", #"null"#, false),
             (
                 "Queue",
-                #"{"name": "q", "paused": false, "paused_at": null, "paused_by": null, "counts": {"available": 10000, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": ["available"]}"#,
+                #"{"name": "q", "paused": false, "paused_at": null, "paused_by": null, "counts": {"available": 1000, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": ["available"]}"#,
                 true
             ),
             (

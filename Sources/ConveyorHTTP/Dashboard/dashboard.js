@@ -88,7 +88,7 @@ async function overview() {
     const [metrics, dlq] = await Promise.all([api("/metrics"), api("/dlq?limit=5")]);
     const queues = metrics.queues;
     const sum = (key) => queues.reduce((total, q) => total + q[key], 0);
-    // A count stops at 10,000 (see QueueInfo.countLimit): a total with a capped part is a lower bound.
+    // A count stops at 1,000 (see QueueInfo.countLimit): a total with a capped part is a lower bound.
     const total = (key) => `${sum(key)}${queues.some((q) => q.capped.includes(key)) ? "+" : ""}`;
     main.innerHTML = `
       <h1>Overview</h1>
