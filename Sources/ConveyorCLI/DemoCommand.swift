@@ -121,6 +121,17 @@ final class DemoDriver: Service, Sendable {
 
     func run() async throws {
         try await self.client.migrate()
+        // A schedule for the dashboard's Schedules page: nightly, on a queue of its own, so it never joins the
+        // workload counted below.
+        try await self.client.schedules.define(
+            try CronSchedule(
+                "demo-nightly",
+                cron: "0 3 * * *",
+                job: DemoJobs.Work(),
+                options: JobOptions(queue: "demo-cron")
+            ),
+            by: "demo"
+        )
         var generator = SystemRandomNumberGenerator()
         let requests = (0..<self.jobs).map { index -> JobRequest in
             let roll = Int.random(in: 0..<100, using: &generator)
