@@ -27,12 +27,12 @@ extension ConveyorClient {
 
         /// Every schedule by name, with its next and latest tick and its pause.
         public func list() async throws -> [CronScheduleRecord] {
-            try await self.client.store.schedules(named: nil, logger: self.client.logger).compactMap(\.record)
+            try await self.client.store.schedules(named: nil, logger: self.client.logger)
         }
 
         /// The schedule named `name`, or `nil`.
         public func get(_ name: String) async throws -> CronScheduleRecord? {
-            try await self.client.store.schedules(named: name, logger: self.client.logger).first?.record
+            try await self.client.store.schedules(named: name, logger: self.client.logger).first
         }
 
         /// Stops enqueuing ticks of `name`; ticks that pass while it is paused are skipped.
@@ -86,10 +86,9 @@ extension ConveyorClient {
             let maximum = self.client.configuration.maximumArgumentBytes
             return try await self.client.store.fireDueSchedules(
                 limit: limit,
-                plan: { stored, now in
-                    // A row this build cannot read (a newer build's expression) is left alone for a minute.
-                    guard let record = stored.record, let next = stored.nextTickAt else {
-                        return ScheduleFiring(jobs: [], lastTick: nil, nextTick: now.addingTimeInterval(60))
+                plan: { record, now in
+                    guard let next = record.nextTickAt else {
+                        return ScheduleFiring(jobs: [], lastTick: nil, nextTick: nil)
                     }
                     let (ticks, following) = record.schedule.plan(next: next, now: now)
                     let jobs = ticks.compactMap { try? record.schedule.job(at: $0, maximumArgumentBytes: maximum) }

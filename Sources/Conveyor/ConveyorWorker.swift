@@ -488,9 +488,7 @@ public final class ConveyorWorker: Service, Sendable {
                     undefined.removeFirst()
                 } catch {
                     if Task.isCancelled { return }
-                    let transient = [.databaseUnavailable, .databaseTimeout, .noConnection].contains(
-                        (error as? ConveyorError)?.code
-                    )
+                    let transient = (error as? ConveyorError)?.isTransient ?? false
                     self.logger.log(
                         level: transient ? .warning : .error,
                         transient

@@ -245,8 +245,9 @@ public protocol JobStore: Sendable {
     /// and its pause; otherwise its next tick becomes `firstTick`.
     func defineSchedule(_ schedule: CronSchedule, firstTick: Date?, by performer: String?, logger: Logger) async throws
 
-    /// Every schedule by name, or the one named.
-    func schedules(named name: String?, logger: Logger) async throws -> [StoredSchedule]
+    /// Every schedule by name, or the one named. A row this build cannot read (an expression or time zone it does
+    /// not know) is left out.
+    func schedules(named name: String?, logger: Logger) async throws -> [CronScheduleRecord]
 
     /// Pauses a schedule or resumes it with `nextTick` (the ticks of a pause are skipped). Returns whether it
     /// exists.
@@ -264,10 +265,10 @@ public protocol JobStore: Sendable {
     /// In one transaction: locks up to `limit` due schedules that no other scheduler holds, asks `plan` (with the
     /// database's time) what each enqueues, inserts those jobs and moves each schedule to its next tick. Returns
     /// the names and the jobs enqueued. A scheduler that dies mid-pass rolls back: another one fires the same
-    /// ticks.
+    /// ticks. A due row this build cannot read is put off for a minute.
     func fireDueSchedules(
         limit: Int,
-        plan: @escaping @Sendable (StoredSchedule, Date) -> ScheduleFiring,
+        plan: @escaping @Sendable (CronScheduleRecord, Date) -> ScheduleFiring,
         logger: Logger
     ) async throws -> [(name: String, jobs: [EnqueuedJob])]
 }

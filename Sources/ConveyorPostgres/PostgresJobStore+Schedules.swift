@@ -84,7 +84,7 @@ extension PostgresJobStore {
         }
     }
 
-    public func schedules(named name: String?, logger: Logger) async throws -> [StoredSchedule] {
+    public func schedules(named name: String?, logger: Logger) async throws -> [CronScheduleRecord] {
         var binds = PostgresBindings()
         binds.append(name ?? "")
         return try await self.run("reading schedules") {
@@ -95,7 +95,7 @@ extension PostgresJobStore {
                 ),
                 logger: logger
             )
-            return try await Self.decodeSchedules(rows)
+            return try await Self.decodeSchedules(rows, logger: logger).compactMap { $0.record }
         }
     }
 
@@ -172,7 +172,7 @@ extension PostgresJobStore {
 
     public func fireDueSchedules(
         limit: Int,
-        plan: @escaping @Sendable (StoredSchedule, Date) -> ScheduleFiring,
+        plan: @escaping @Sendable (CronScheduleRecord, Date) -> ScheduleFiring,
         logger: Logger
     ) async throws -> [(name: String, jobs: [EnqueuedJob])] {
         var binds = PostgresBindings()
@@ -206,18 +206,22 @@ extension PostgresJobStore {
                             binds: binds
                         ),
                         logger: logger
-                    )
+                    ),
+                    logger: logger
                 )
                 guard !due.isEmpty else { return [] }
                 let now = try await connection.query("SELECT now()", logger: logger).collect().first?.decode(
                     Date.self
                 )
                 var fired: [(name: String, jobs: [EnqueuedJob])] = []
-                for schedule in due {
-                    let firing = plan(schedule, now ?? Date())
+                for (name, record) in due {
+                    // A row this build cannot read (a newer build's expression, say) is put off for a minute.
+                    let firing =
+                        record.map { plan($0, now ?? Date()) }
+                        ?? ScheduleFiring(jobs: [], lastTick: nil, nextTick: (now ?? Date()).addingTimeInterval(60))
                     let jobs = try await self.insert(firing.jobs, notify: true, on: connection, logger: logger)
                     var update = PostgresBindings()
-                    update.append(schedule.name)
+                    update.append(name)
                     update.append(firing.nextTick)
                     update.append(firing.lastTick)
                     update.append(jobs.last?.id.rawValue)
@@ -233,7 +237,7 @@ extension PostgresJobStore {
                         ),
                         logger: logger
                     )
-                    fired.append((schedule.name, jobs))
+                    fired.append((name, jobs))
                 }
                 return fired
             }
@@ -249,36 +253,55 @@ extension PostgresJobStore {
         """
     }
 
-    private static func decodeSchedules(_ rows: PostgresRowSequence) async throws -> [StoredSchedule] {
-        var schedules: [StoredSchedule] = []
+    /// Each row's name and its record; the record is `nil` for a row whose expression, time zone or catch-up
+    /// this build cannot read (logged).
+    private static func decodeSchedules(
+        _ rows: PostgresRowSequence,
+        logger: Logger
+    ) async throws -> [(name: String, record: CronScheduleRecord?)] {
+        var schedules: [(name: String, record: CronScheduleRecord?)] = []
         for try await row in rows {
             let columns = row.makeRandomAccess()
+            let name = try columns[0].decode(String.self)
             let timeout = try columns[10].decode(Int64?.self)
-            schedules.append(
-                StoredSchedule(
-                    name: try columns[0].decode(String.self),
-                    expression: try columns[1].decode(String.self),
+            let options = JobOptions(
+                queue: try columns[6].decode(String.self),
+                priority: try columns[8].decode(Int.self),
+                maxAttempts: try columns[9].decode(Int.self),
+                timeout: timeout.map { .milliseconds($0) },
+                tags: try columns[11].decode([String].self),
+                namespace: try columns[7].decode(String.self)
+            )
+            let schedule: CronSchedule
+            do {
+                schedule = try CronSchedule(
+                    name: name,
+                    cron: try columns[1].decode(String.self),
                     timeZone: try columns[2].decode(String.self),
-                    catchUp: try columns[3].decode(String.self),
                     kind: try columns[4].decode(String.self),
                     argumentsJSON: try columns[5].decode(String.self),
-                    options: JobOptions(
-                        queue: try columns[6].decode(String.self),
-                        priority: try columns[8].decode(Int.self),
-                        maxAttempts: try columns[9].decode(Int.self),
-                        timeout: timeout.map { .milliseconds($0) },
-                        tags: try columns[11].decode([String].self),
-                        namespace: try columns[7].decode(String.self)
-                    ),
-                    nextTickAt: try columns[12].decode(Date?.self),
-                    lastTickAt: try columns[13].decode(Date?.self),
-                    lastJobID: try columns[14].decode(Int64?.self).map(JobID.init(rawValue:)),
-                    pausedAt: try columns[15].decode(Date?.self),
-                    pausedBy: try columns[16].decode(String?.self),
-                    createdAt: try columns[17].decode(Date.self),
-                    updatedAt: try columns[18].decode(Date.self)
+                    options: options,
+                    catchUp: CronSchedule.CatchUp(rawValue: try columns[3].decode(String.self)) ?? .latest
                 )
+            } catch let error as ConveyorError {
+                logger.warning(
+                    "a stored schedule cannot be read",
+                    metadata: ["schedule": "\(name)", "error": "\(error)"]
+                )
+                schedules.append((name, nil))
+                continue
+            }
+            let record = CronScheduleRecord(
+                schedule: schedule,
+                nextTickAt: try columns[12].decode(Date?.self),
+                lastTickAt: try columns[13].decode(Date?.self),
+                lastJobID: try columns[14].decode(Int64?.self).map(JobID.init(rawValue:)),
+                pausedAt: try columns[15].decode(Date?.self),
+                pausedBy: try columns[16].decode(String?.self),
+                createdAt: try columns[17].decode(Date.self),
+                updatedAt: try columns[18].decode(Date.self)
             )
+            schedules.append((name, record))
         }
         return schedules
     }
