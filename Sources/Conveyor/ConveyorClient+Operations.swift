@@ -20,6 +20,52 @@ extension ConveyorClient {
     }
 }
 
+extension ConveyorClient {
+    /// Worker pools: list them, pause and resume them.
+    public var pools: Pools { Pools(client: self) }
+
+    /// Named groups of worker processes (see ``ConveyorWorker/Configuration/pool``). `performer` names who acts
+    /// (recorded in the pool's events).
+    public struct Pools: Sendable {
+        let client: ConveyorClient
+
+        /// Every pool that a live worker names or that is paused, by name, with its workers, slots and running jobs.
+        public func list() async throws -> [PoolInfo] {
+            let store = self.client.store
+            let logger = self.client.logger
+            async let workers = store.workers(heartbeatWithin: ConveyorClient.Workers.liveWithin, logger: logger)
+            async let paused = store.pausedPools(logger: logger)
+            return PoolInfo.assemble(workers: try await workers, paused: try await paused)
+        }
+
+        /// Stops the pool's workers from fetching, from their next heartbeat on (within
+        /// ``ConveyorWorker/Configuration/heartbeatInterval``); the jobs they run finish normally. A pool may be
+        /// paused before any of its workers start: they start paused.
+        public func pause(_ pool: String, by performer: String? = nil) async throws {
+            try Self.validate(pool)
+            try await self.client.store.setPoolPaused(pool, paused: true, by: performer, logger: self.client.logger)
+        }
+
+        /// Lets the pool's workers fetch again, from their next heartbeat on.
+        public func resume(_ pool: String, by performer: String? = nil) async throws {
+            try Self.validate(pool)
+            try await self.client.store.setPoolPaused(pool, paused: false, by: performer, logger: self.client.logger)
+        }
+
+        /// The most recent `limit` events of a pool (pauses and resumptions), oldest first.
+        public func events(_ pool: String, limit: Int = 50) async throws -> [EventRecord] {
+            try Self.validate(pool)
+            return try await self.client.store.events(for: .pool(pool), limit: limit, logger: self.client.logger)
+        }
+
+        static func validate(_ pool: String) throws {
+            if let violation = NameValidation.checkLabel(pool) {
+                throw ConveyorError(.invalidPoolName, "invalid pool name: \(violation.explanation)")
+            }
+        }
+    }
+}
+
 extension ConveyorClient.Jobs {
     /// Explains why a job is in its state and what happens next (see ``JobExplanation``). Reads the job, its
     /// queue, the live workers, its events and, for a workflow run's job, the run: a handful of small reads, none
@@ -40,6 +86,7 @@ extension ConveyorClient.Jobs {
         async let now = store.databaseNow(logger: logger)
         async let queue = store.queue(named: job.queue, logger: logger)
         async let workers = store.workers(heartbeatWithin: ConveyorClient.Workers.liveWithin, logger: logger)
+        async let paused = store.pausedPools(logger: logger)
         async let events = store.events(for: .job(id), limit: 100, logger: logger)
         let ahead = job.state == .available ? try await store.jobsAhead(of: job, limit: 10_000, logger: logger) : 0
         var run: WorkflowRunRecord?
@@ -51,6 +98,7 @@ extension ConveyorClient.Jobs {
             now: try await now,
             queue: try await queue,
             workers: try await workers,
+            pausedPools: Set(try await paused.map(\.name)),
             ahead: ahead,
             events: try await events,
             run: run

@@ -85,6 +85,8 @@ public struct ConveyorError: Error, Sendable, CustomStringConvertible, CustomDeb
         public static let cronNeverFires = Code("CRON_NEVER_FIRES")
         /// No schedule has the given name.
         public static let scheduleNotFound = Code("SCHEDULE_NOT_FOUND")
+        /// A worker pool name breaks the naming rules (those of queue names).
+        public static let invalidPoolName = Code("INVALID_POOL_NAME")
     }
 
     /// The stable code.

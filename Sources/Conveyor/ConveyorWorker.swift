@@ -48,6 +48,10 @@ public final class ConveyorWorker: Service, Sendable {
 
     /// Worker settings; every `var` has a documented default.
     public struct Configuration: Sendable {
+        /// The worker pool this process belongs to (default `default`): a name shared by processes deployed
+        /// alike, listed with their slots and running jobs, and paused or resumed together (see
+        /// ``ConveyorClient/Pools``).
+        public var pool: String = "default"
         /// Queues to work and their slots (default: `default` with 10 slots).
         public var queues: [String: QueueConfiguration] = ["default": QueueConfiguration(slots: 10)]
         /// This process's identity in leases and attempt records (default: host name, process id and a random tag).
@@ -110,6 +114,9 @@ public final class ConveyorWorker: Service, Sendable {
         public func validate() throws {
             guard !self.queues.isEmpty else {
                 throw ConveyorError(.invalidConfiguration, "a worker needs at least one queue")
+            }
+            if let violation = NameValidation.checkLabel(self.pool) {
+                throw ConveyorError(.invalidConfiguration, "invalid pool name: \(violation.explanation)")
             }
             for (name, queue) in self.queues {
                 try ConveyorClient.Queues.validate(name)
@@ -196,6 +203,8 @@ public final class ConveyorWorker: Service, Sendable {
         let runners = self.configuration.queues.sorted { $0.key < $1.key }.map { name, queue in
             QueueRunner(queue: name, slots: queue.slots, prefetch: queue.prefetch, worker: runtime)
         }
+        // Registered before the first fetch, so that a worker that starts in a paused pool fetches nothing.
+        await self.register(runtime, runners: runners)
         self.logger.info(
             "worker started",
             metadata: [
@@ -235,7 +244,7 @@ public final class ConveyorWorker: Service, Sendable {
                 background.addTask { await self.supervisionLoop(runtime) }
                 background.addTask { await self.pollLoop(runners) }
                 background.addTask { await self.versionLoop() }
-                background.addTask { await self.presenceLoop() }
+                background.addTask { await self.presenceLoop(runtime, runners: runners) }
                 background.addTask { await self.statsLoop(runtime) }
                 background.addTask { await self.scheduleLoop() }
                 background.addTask { await runtime.workflowLoader.run() }
@@ -446,31 +455,55 @@ public final class ConveyorWorker: Service, Sendable {
         }
     }
 
-    /// Upserts this process's row in the workers table at start and every heartbeat interval, so that operators
-    /// and explanations see which queues and kinds live workers serve. A failed write is logged and tried again on
-    /// the next tick: presence is for operators, and never stops the work.
-    private func presenceLoop() async {
-        let presence = WorkerPresence(
-            id: self.configuration.workerID,
-            queues: self.configuration.queues.mapValues(\.slots),
-            kinds: self.registry.kinds,
-            workflows: self.registry.workflowVersions,
-            startedAt: Date()
-        )
+    /// Upserts this process's row in the workers table every heartbeat interval (after the first registration in
+    /// `run()`), so that operators and explanations see which queues and kinds live workers serve and how many
+    /// jobs they run; the answer says whether the pool is paused.
+    private func presenceLoop(_ runtime: WorkerRuntime, runners: [QueueRunner]) async {
         while !Task.isCancelled {
-            do {
-                try await self.call("registering the worker") { [client, logger] in
-                    try await client.store.registerWorker(presence, logger: logger)
-                }
-            } catch {
-                if Task.isCancelled { return }
-                self.logger.debug("registering the worker failed", metadata: ["error": "\(error)"])
-            }
             do {
                 try await Task.sleep(for: self.configuration.heartbeatInterval)
             } catch {
                 return
             }
+            await self.register(runtime, runners: runners)
+        }
+    }
+
+    /// Writes this process's presence and applies its pool's pause. A failed write is logged and tried again on
+    /// the next tick, keeping the pause as last read: presence is for operators, and never stops the work.
+    private func register(_ runtime: WorkerRuntime, runners: [QueueRunner]) async {
+        var running: [String: Int] = [:]
+        for runner in runners {
+            let count = runner.running
+            if count > 0 { running[runner.queue] = count }
+        }
+        let presence = WorkerPresence(
+            id: self.configuration.workerID,
+            pool: self.configuration.pool,
+            queues: self.configuration.queues.mapValues(\.slots),
+            running: running,
+            kinds: self.registry.kinds,
+            workflows: self.registry.workflowVersions,
+            startedAt: runtime.startedAt
+        )
+        let paused: Bool
+        do {
+            paused = try await self.call("registering the worker") { [client, logger] in
+                try await client.store.registerWorker(presence, logger: logger)
+            }
+        } catch {
+            if Task.isCancelled { return }
+            self.logger.debug("registering the worker failed", metadata: ["error": "\(error)"])
+            return
+        }
+        let was = runtime.poolPaused.exchange(paused, ordering: .relaxed)
+        guard was != paused else { return }
+        self.logger.info(
+            paused ? "pool paused; fetching stops" : "pool resumed; fetching again",
+            metadata: ["pool": "\(self.configuration.pool)"]
+        )
+        if !paused {
+            for runner in runners { runner.nudge() }
         }
     }
 

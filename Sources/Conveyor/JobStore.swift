@@ -161,14 +161,21 @@ public protocol JobStore: Sendable {
     func events(for subject: EventSubject, limit: Int, logger: Logger) async throws -> [EventRecord]
 
     /// Upserts a worker's presence row with the database's time as its heartbeat, and deletes rows whose heartbeat
-    /// is a day old (workers that crashed).
-    func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws
+    /// is a day old (workers that crashed). Returns whether the worker's pool is paused.
+    @discardableResult
+    func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws -> Bool
 
     /// Marks a worker's presence row stopped (on shutdown); a later upsert of the same id no longer revives it.
     func removeWorker(id: String, logger: Logger) async throws
 
     /// Workers whose last heartbeat is within `heartbeatWithin` of the database's time.
     func workers(heartbeatWithin: Duration, logger: Logger) async throws -> [WorkerPresence]
+
+    /// The pause records of paused pools, by name.
+    func pausedPools(logger: Logger) async throws -> [(name: String, at: Date?, by: String?)]
+
+    /// Pauses or resumes a pool, with its event, in one transaction.
+    func setPoolPaused(_ pool: String, paused: Bool, by performer: String?, logger: Logger) async throws
 
     /// One queue with its counts, as in ``queues(logger:)``; `nil` when it has no unfinished or dead-lettered
     /// job and no pause record.

@@ -30,6 +30,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Wait for each fetch's leases to reach the disk before running the jobs.")
     var synchronousLeases = false
 
+    @Option(help: "The worker pool this process belongs to.") var pool = "default"
     @Option(help: "Lease duration in seconds.") var lease: Double = 30
     @Option(help: "Heartbeat interval in seconds.") var heartbeat: Double = 10
     @Option(help: "Poll interval in seconds.") var poll: Double = 2
@@ -50,6 +51,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 for name in configuration.queues.keys { configuration.queues[name]?.prefetch = prefetch }
             }
             configuration.wakeMode = self.pollOnly ? .pollOnly : .listen
+            configuration.pool = self.pool
             configuration.synchronousLeases = self.synchronousLeases
             configuration.leaseDuration = try duration(seconds: self.lease, option: "lease")
             configuration.heartbeatInterval = try duration(seconds: self.heartbeat, option: "heartbeat")

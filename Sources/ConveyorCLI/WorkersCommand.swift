@@ -19,12 +19,17 @@ struct WorkersCommand: AsyncParsableCommand {
                 print(AdminJSON.workers(workers))
                 return
             }
-            print("WORKER".padding(32) + " " + "QUEUES (SLOTS)".padding(30) + " LAST HEARTBEAT")
+            print(
+                "WORKER".padding(32) + " " + "POOL".padding(16) + " " + "QUEUES (RUNNING/SLOTS)".padding(30)
+                    + " LAST HEARTBEAT"
+            )
             for worker in workers {
-                let queues = worker.queues.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }
+                let queues = worker.queues.sorted { $0.key < $1.key }.map {
+                    "\($0.key):\(worker.running[$0.key] ?? 0)/\($0.value)"
+                }
                 print(
-                    worker.id.padding(32) + " " + queues.joined(separator: ",").padding(30) + " "
-                        + ExplainTime.iso(worker.heartbeatAt)
+                    worker.id.padding(32) + " " + worker.pool.padding(16) + " "
+                        + queues.joined(separator: ",").padding(30) + " " + ExplainTime.iso(worker.heartbeatAt)
                 )
             }
             if workers.isEmpty { print("(no live worker)") }

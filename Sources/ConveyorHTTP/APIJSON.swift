@@ -215,11 +215,25 @@ enum APIJSON {
     static func worker(_ worker: WorkerPresence) -> [String: Any] {
         [
             "id": worker.id,
+            "pool": worker.pool,
             "queues": worker.queues,
+            "running": worker.running,
             "kinds": worker.kinds,
             "workflows": worker.workflows,
             "started_at": Self.time(worker.startedAt),
             "heartbeat_at": Self.time(worker.heartbeatAt),
+        ]
+    }
+
+    static func pool(_ pool: PoolInfo) -> [String: Any] {
+        [
+            "name": pool.name,
+            "workers": pool.workers,
+            "slots": pool.slots,
+            "running": pool.running,
+            "paused": pool.isPaused,
+            "paused_at": Self.time(pool.pausedAt),
+            "paused_by": Self.optional(pool.pausedBy),
         ]
     }
 

@@ -19,6 +19,10 @@ public enum AdminJSON {
     public static func workers(_ workers: [WorkerPresence]) -> String {
         String(decoding: APIJSON.render(["workers": workers.map(APIJSON.worker)]), as: UTF8.self)
     }
+
+    public static func pools(_ pools: [PoolInfo]) -> String {
+        String(decoding: APIJSON.render(["pools": pools.map(APIJSON.pool)]), as: UTF8.self)
+    }
 }
 
 extension AdminJSON {

@@ -147,6 +147,30 @@ extension ConveyorAdminAPI {
         ),
         Route(
             method: .get,
+            path: "/pools",
+            operationID: "listPools",
+            summary: "Worker pools with their live workers, slots, running jobs and pause records.",
+            tag: "system",
+            handler: { call in .ok(["pools": try await call.client.pools.list().map(APIJSON.pool)]) }
+        ),
+        Route(
+            method: .post,
+            path: "/pools/{name}/pause",
+            operationID: "pausePool",
+            summary: "Stop the pool's workers from fetching, from their next heartbeat on.",
+            tag: "system",
+            handler: { call in try await Self.setPoolPaused(call, true) }
+        ),
+        Route(
+            method: .post,
+            path: "/pools/{name}/resume",
+            operationID: "resumePool",
+            summary: "Let the pool's workers fetch again.",
+            tag: "system",
+            handler: { call in try await Self.setPoolPaused(call, false) }
+        ),
+        Route(
+            method: .get,
             path: "/workflows",
             operationID: "listWorkflows",
             summary: "Workflow runs newest first, filtered by status, name and namespace.",
@@ -630,6 +654,17 @@ extension ConveyorAdminAPI {
         }
         let info = try await call.client.queues.get(name) ?? QueueInfo(name: name, isPaused: paused, counts: [:])
         return .ok(APIJSON.queue(info))
+    }
+
+    private static func setPoolPaused(_ call: Call, _ paused: Bool) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        if paused {
+            try await call.client.pools.pause(name, by: call.performer)
+        } else {
+            try await call.client.pools.resume(name, by: call.performer)
+        }
+        let pool = try await call.client.pools.list().first { $0.name == name } ?? PoolInfo(name: name)
+        return .ok(APIJSON.pool(pool))
     }
 
     private static func listRuns(_ call: Call) async throws -> APIResponse {

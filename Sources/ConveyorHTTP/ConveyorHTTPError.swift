@@ -54,7 +54,8 @@ public struct ConveyorHTTPError: HTTPResponseError, Sendable {
         case .rateLimited:
             .tooManyRequests
         case .malformedArguments, .invalidQueueName, .invalidKind, .invalidNamespace, .invalidOption, .invalidFilter,
-            .unknownWorkflow, .invalidSchemaName, .invalidCron, .invalidTimeZone, .cronNeverFires:
+            .unknownWorkflow, .invalidSchemaName, .invalidCron, .invalidTimeZone, .cronNeverFires,
+            .invalidPoolName:
             .badRequest
         case .databaseUnavailable, .databaseTimeout, .noConnection, .schemaMismatch, .schemaTooNew:
             .serviceUnavailable

@@ -416,7 +416,9 @@ private enum OpenAPISpec {
         ])
         let worker = Self.object([
             "id": Self.string(),
+            "pool": Self.string(),
             "queues": Self.map(Self.integer(minimum: 0), "Queue names and their execution slots."),
+            "running": Self.map(Self.integer(minimum: 0), "Jobs running per queue as of the last heartbeat."),
             "kinds": Self.array(Self.string()),
             "workflows": Self.array(Self.string(), "As name@version."),
             "started_at": Self.dateTime(),
@@ -484,6 +486,16 @@ private enum OpenAPISpec {
             "Event": event,
             "Queue": queue,
             "Worker": worker,
+            "Pool": Self.object([
+                "name": Self.string(),
+                "workers": Self.array(Self.string(), "Ids of the pool's live workers."),
+                "slots": Self.map(Self.integer(minimum: 0), "Execution slots per queue, summed over the workers."),
+                "running": Self.map(Self.integer(minimum: 0), "Jobs running per queue as of the last heartbeats."),
+                "paused": Self.boolean(),
+                "paused_at": Self.dateTime(nullable: true),
+                "paused_by": Self.string(nullable: true),
+            ]),
+            "PoolList": Self.object(["pools": Self.array(Self.ref("Pool"))]),
             "WorkflowRun": run,
             "WorkflowRunWithEvents": runWithEvents,
             "WorkflowStep": step,
@@ -804,6 +816,7 @@ private enum OpenAPISpec {
         let jobID = (description: "A job id.", schema: Self.jobID())
         let runID = (description: "A workflow run id.", schema: Self.string())
         let queueName = (description: "A queue name.", schema: Self.string())
+        let poolName = (description: "A worker pool name.", schema: Self.string())
         let job: [String: (description: String, schema: [String: Any])] = ["id": jobID]
         let run: [String: (description: String, schema: [String: Any])] = ["id": runID]
         let limit: [String: (description: String, schema: [String: Any])] = [
@@ -893,6 +906,17 @@ private enum OpenAPISpec {
                 errors: [400, 503]
             ),
             "listWorkers": .init(responses: [Self.ok("WorkerList", "Live workers.")], errors: [503]),
+            "listPools": .init(responses: [Self.ok("PoolList", "Every pool.")], errors: [503]),
+            "pausePool": .init(
+                pathParameters: ["name": poolName],
+                responses: [Self.ok("Pool", "The pool, paused.")],
+                errors: [400, 503]
+            ),
+            "resumePool": .init(
+                pathParameters: ["name": poolName],
+                responses: [Self.ok("Pool", "The pool, resumed.")],
+                errors: [400, 503]
+            ),
             "listWorkflows": .init(
                 query: [
                     [

@@ -511,6 +511,29 @@ enum Migrations {
                 """,
             ]
         ),
+        Migration(
+            version: 11,
+            name: "worker pools",
+            statements: [
+                // A worker names its pool and reports the jobs it is running per queue with every heartbeat.
+                "ALTER TABLE {schema}.workers ADD COLUMN pool text NOT NULL DEFAULT 'default'",
+                "ALTER TABLE {schema}.workers ADD COLUMN running jsonb NOT NULL DEFAULT '{}'",
+                // A pool's pause record; a pool without a row runs. Workers read it with each heartbeat.
+                """
+                CREATE TABLE {schema}.worker_pools (
+                    name       text        PRIMARY KEY,
+                    paused_at  timestamptz,
+                    paused_by  text,
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                "ALTER TABLE {schema}.events DROP CONSTRAINT events_subject_check",
+                """
+                ALTER TABLE {schema}.events ADD CONSTRAINT events_subject_check
+                    CHECK (subject IN ('job', 'queue', 'workflow', 'schedule', 'pool'))
+                """,
+            ]
+        ),
     ]
 
     /// Moves due scheduled and retryable jobs to available, at most `p_limit` of them, oldest run time first, and

@@ -83,35 +83,46 @@ extension PostgresJobStore {
         )
     }
 
-    public func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws {
+    @discardableResult
+    public func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws -> Bool {
         try await self.run("registering worker \(presence.id)") {
             let s = self.schema.quoted
-            var binds = PostgresBindings()
+            var binds = PostgresBindings(capacity: 7)
             binds.append(presence.id)
             binds.append(Self.jsonObject(presence.queues))
             binds.append(presence.kinds)
             binds.append(presence.workflows)
             binds.append(presence.startedAt)
-            // One statement: the upsert, and the rows of workers that stopped refreshing a day ago (crashed). A
-            // stopped row is revived only by a process that started after the stop (a restart under the same id),
-            // never by a late heartbeat of the process that stopped.
-            try await self.client.query(
+            binds.append(presence.pool)
+            binds.append(Self.jsonObject(presence.running))
+            // One statement: the upsert, the rows of workers that stopped refreshing a day ago (crashed), and
+            // whether the worker's pool is paused. A stopped row is revived only by a process that started after
+            // the stop (a restart under the same id), never by a late heartbeat of the process that stopped.
+            let rows = try await self.client.query(
                 PostgresQuery(
                     unsafeSQL: """
                         WITH gone AS (
                             DELETE FROM \(s).workers WHERE heartbeat_at < now() - interval '1 day'
+                        ),
+                        upserted AS (
+                            INSERT INTO \(s).workers (id, queues, kinds, workflows, started_at, pool, running)
+                            VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7::jsonb)
+                            ON CONFLICT (id) DO UPDATE
+                            SET queues = excluded.queues, kinds = excluded.kinds, workflows = excluded.workflows,
+                                started_at = excluded.started_at, stopped_at = NULL, heartbeat_at = now(),
+                                pool = excluded.pool, running = excluded.running
+                            WHERE workers.stopped_at IS NULL OR excluded.started_at > workers.stopped_at
                         )
-                        INSERT INTO \(s).workers (id, queues, kinds, workflows, started_at)
-                        VALUES ($1, $2::jsonb, $3, $4, $5)
-                        ON CONFLICT (id) DO UPDATE
-                        SET queues = excluded.queues, kinds = excluded.kinds, workflows = excluded.workflows,
-                            started_at = excluded.started_at, stopped_at = NULL, heartbeat_at = now()
-                        WHERE workers.stopped_at IS NULL OR excluded.started_at > workers.stopped_at
+                        SELECT EXISTS (SELECT 1 FROM \(s).worker_pools WHERE name = $6 AND paused_at IS NOT NULL)
                         """,
                     binds: binds
                 ),
                 logger: logger
             )
+            for try await paused in rows.decode(Bool.self) {
+                return paused
+            }
+            return false
         }
     }
 
@@ -138,7 +149,7 @@ extension PostgresJobStore {
             let rows = try await self.client.query(
                 PostgresQuery(
                     unsafeSQL: """
-                        SELECT id, queues::text, kinds, workflows, started_at, heartbeat_at
+                        SELECT id, pool, queues::text, running::text, kinds, workflows, started_at, heartbeat_at
                         FROM \(self.schema.quoted).workers
                         WHERE heartbeat_at >= now() - $1 * interval '1 millisecond' AND stopped_at IS NULL
                         ORDER BY id
@@ -148,13 +159,15 @@ extension PostgresJobStore {
                 logger: logger
             )
             var workers: [WorkerPresence] = []
-            for try await (id, queues, kinds, workflows, startedAt, heartbeatAt) in rows.decode(
-                (String, String, [String], [String], Date, Date).self
+            for try await (id, pool, queues, running, kinds, workflows, startedAt, heartbeatAt) in rows.decode(
+                (String, String, String, String, [String], [String], Date, Date).self
             ) {
                 workers.append(
                     WorkerPresence(
                         id: id,
+                        pool: pool,
                         queues: Self.flatObject(queues).compactMapValues { Int($0) },
+                        running: Self.flatObject(running).compactMapValues { Int($0) },
                         kinds: kinds,
                         workflows: workflows,
                         startedAt: startedAt,
@@ -163,6 +176,51 @@ extension PostgresJobStore {
                 )
             }
             return workers
+        }
+    }
+
+    public func pausedPools(logger: Logger) async throws -> [(name: String, at: Date?, by: String?)] {
+        try await self.run("listing pool pauses") {
+            let rows = try await self.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT name, paused_at, paused_by FROM \(self.schema.quoted).worker_pools
+                        WHERE paused_at IS NOT NULL ORDER BY name
+                        """
+                ),
+                logger: logger
+            )
+            var paused: [(name: String, at: Date?, by: String?)] = []
+            for try await (name, at, by) in rows.decode((String, Date?, String?).self) {
+                paused.append((name, at, by))
+            }
+            return paused
+        }
+    }
+
+    public func setPoolPaused(_ pool: String, paused: Bool, by performer: String?, logger: Logger) async throws {
+        try await self.run(paused ? "pausing pool" : "resuming pool") {
+            var binds = PostgresBindings(capacity: 3)
+            binds.append(pool)
+            binds.append(paused)
+            binds.append(performer)
+            let s = self.schema.quoted
+            try await self.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        WITH pool AS (
+                            INSERT INTO \(s).worker_pools (name, paused_at, paused_by, updated_at)
+                            VALUES ($1, CASE WHEN $2::bool THEN now() END, CASE WHEN $2::bool THEN $3 END, now())
+                            ON CONFLICT (name) DO UPDATE
+                            SET paused_at = excluded.paused_at, paused_by = excluded.paused_by, updated_at = now()
+                        )
+                        INSERT INTO \(s).events (subject, subject_id, action, performed_by)
+                        VALUES ('pool', $1, CASE WHEN $2::bool THEN 'paused' ELSE 'resumed' END, $3)
+                        """,
+                    binds: binds
+                ),
+                logger: logger
+            )
         }
     }
 

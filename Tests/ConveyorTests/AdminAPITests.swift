@@ -338,6 +338,22 @@ import Testing
                 #expect(worker["id"] as? String == "api-worker")
                 #expect((worker["queues"] as? [String: Any])?["mail"] as? Int == 3)
                 #expect(worker["kinds"] as? [String] == [Echo.kind])
+                #expect(worker["pool"] as? String == "default")
+
+                let paused = try await server.post("/pools/default/pause")
+                #expect(paused.status == .ok, "\(paused.text)")
+                #expect(paused.json["paused"] as? Bool == true)
+                #expect(paused.json["paused_by"] as? String == "token:ops")
+                #expect(paused.json["workers"] as? [String] == ["api-worker"])
+                let pools = try await server.get("/pools")
+                let pool = try #require((pools.json["pools"] as? [[String: Any]])?.first)
+                #expect(pool["name"] as? String == "default")
+                #expect((pool["slots"] as? [String: Any])?["mail"] as? Int == 3)
+                let resumed = try await server.post("/pools/default/resume")
+                #expect(resumed.json["paused"] as? Bool == false)
+                let bad = try await server.post("/pools/bad%20name/pause")
+                #expect(bad.status == .badRequest)
+                #expect(bad.errorCode == "INVALID_POOL_NAME")
             }
         }
         #expect(try await db.client.workers.list().isEmpty)

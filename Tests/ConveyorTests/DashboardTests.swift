@@ -145,13 +145,23 @@ import Testing
             #expect(schedules.contains("by token:ops"))
 
             // The worker's presence is live while it heartbeats; a slow run of the pages above can outlast a minute.
+            try await db.client.pools.pause("edge", by: "token:ops")
             try await db.store.registerWorker(
-                WorkerPresence(id: "dash-worker", queues: ["mail": 4], kinds: [Echo.kind], workflows: []),
+                WorkerPresence(
+                    id: "dash-worker",
+                    pool: "edge",
+                    queues: ["mail": 4],
+                    running: ["mail": 3],
+                    kinds: [Echo.kind],
+                    workflows: []
+                ),
                 logger: db.logger
             )
             let workers = try await self.page(server, "/workers")
             #expect(workers.contains("dash-worker"), "\(workers.suffix(2000))")
-            #expect(workers.contains("mail: 4"))
+            #expect(workers.contains("mail: 3/4"))
+            #expect(workers.contains(#"<tr data-pool="edge">"#))
+            #expect(workers.contains(#"data-pool="edge" data-pause="resume">Resume</button>"#))
 
             let signIn = try await self.page(server, "/", token: nil)
             #expect(signIn.contains(#"data-loaded="login""#))

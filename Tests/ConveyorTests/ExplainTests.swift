@@ -79,6 +79,29 @@ struct Held: JobArguments {
         #expect(explanation.facts["live_workers"] == "0")
     }
 
+    @Test("a job whose every live worker is in a paused pool names the pools, and is ready once one is not")
+    func pausedPool() async throws {
+        let db = try TestDatabase.get()
+        try await db.store.registerWorker(
+            WorkerPresence(id: "vm-2", pool: "night", queues: ["mail": 4], kinds: [Echo.kind], workflows: []),
+            logger: db.logger
+        )
+        try await db.client.pools.pause("night")
+        let job = try await db.client.jobs.enqueue(Echo(value: 1), options: .init(queue: "mail"))
+        let explanation = try await self.explain(db, job.id)
+        #expect(explanation.reason == .poolPaused)
+        #expect(
+            explanation.sentence
+                == "every live worker of queue mail is in a paused pool (night); the job waits until one is resumed"
+        )
+        #expect(explanation.facts["paused_pools"] == "night")
+        #expect(explanation.suggestedAction == "resume pool night")
+        try await self.present(db, queues: ["mail": 2], kinds: [Echo.kind], id: "vm-3")
+        let ready = try await self.explain(db, job.id)
+        #expect(ready.reason == .ready)
+        #expect(ready.facts["slots"] == "2", "only the slots of workers that fetch count")
+    }
+
     @Test("a job whose every slot is busy: waiting for a free slot, n of n busy, counted from a real worker")
     func waitingForSlot() async throws {
         let db = try TestDatabase.get()

@@ -18,6 +18,7 @@ import Testing
         8: 0xb703_6394_de1e_da21,
         9: 0x8836_e711_e8ce_f8f4,
         10: 0x3573_3119_2552_2b4e,
+        11: 0x303e_5be7_8ff3_c740,
     ]
 
     static func fingerprint(_ text: String) -> UInt64 {

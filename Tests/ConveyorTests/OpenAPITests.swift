@@ -194,17 +194,17 @@ import Testing
             ),
             (
                 "Worker",
-                #"{"id": "w", "queues": {"a": 2}, "kinds": ["k"], "workflows": [], "started_at": "2026-12-02T10:00:00Z", "heartbeat_at": "2026-12-02T10:00:00Z"}"#,
+                #"{"id": "w", "pool": "p", "queues": {"a": 2}, "running": {"a": 1}, "kinds": ["k"], "workflows": [], "started_at": "2026-12-02T10:00:00Z", "heartbeat_at": "2026-12-02T10:00:00Z"}"#,
                 true
             ),
             (
                 "Worker",
-                #"{"id": "w", "queues": {"a": "2"}, "kinds": ["k"], "workflows": [], "started_at": "2026-12-02T10:00:00Z", "heartbeat_at": "2026-12-02T10:00:00Z"}"#,
+                #"{"id": "w", "pool": "p", "running": {}, "queues": {"a": "2"}, "kinds": ["k"], "workflows": [], "started_at": "2026-12-02T10:00:00Z", "heartbeat_at": "2026-12-02T10:00:00Z"}"#,
                 false
             ),
             (
                 "Worker",
-                #"{"id": "w", "queues": {}, "kinds": [1], "workflows": [], "started_at": "2026-12-02T10:00:00Z", "heartbeat_at": "2026-12-02T10:00:00Z"}"#,
+                #"{"id": "w", "pool": "p", "running": {}, "queues": {}, "kinds": [1], "workflows": [], "started_at": "2026-12-02T10:00:00Z", "heartbeat_at": "2026-12-02T10:00:00Z"}"#,
                 false
             ),
         ]
@@ -329,6 +329,13 @@ import Testing
                     case "listWorkers":
                         let workers = try await checker.probe(route, "/workers")
                         #expect(((workers as? [String: Any])?["workers"] as? [Any])?.isEmpty == false)
+                    case "listPools":
+                        let pools = try await checker.probe(route, "/pools")
+                        #expect(((pools as? [String: Any])?["pools"] as? [Any])?.isEmpty == false)
+                    case "pausePool":
+                        try await checker.probe(route, "/pools/spare/pause")
+                    case "resumePool":
+                        try await checker.probe(route, "/pools/spare/resume")
                     case "listWorkflows":
                         for query in ["", "?status=waiting&status=completed", "?name=test.waits-forever&limit=1"] {
                             try await checker.probe(route, "/workflows" + query)

@@ -7,24 +7,28 @@ public enum EventSubject: Sendable, Hashable {
     case workflow(WorkflowRunID)
     /// A cron schedule, by name.
     case schedule(String)
+    /// A worker pool, by name.
+    case pool(String)
 
-    /// The subject's kind as stored: `job`, `queue`, `workflow` or `schedule`.
+    /// The subject's kind as stored: `job`, `queue`, `workflow`, `schedule` or `pool`.
     public var kind: String {
         switch self {
         case .job: "job"
         case .queue: "queue"
         case .workflow: "workflow"
         case .schedule: "schedule"
+        case .pool: "pool"
         }
     }
 
-    /// The subject's id as stored (a job id in decimal, a queue name, a run id, a schedule name).
+    /// The subject's id as stored (a job id in decimal, a queue name, a run id, a schedule or pool name).
     public var id: String {
         switch self {
         case .job(let id): "\(id.rawValue)"
         case .queue(let name): name
         case .workflow(let id): id.rawValue
         case .schedule(let name): name
+        case .pool(let name): name
         }
     }
 }
@@ -44,7 +48,7 @@ public struct EventRecord: Sendable, Hashable {
         case retried
         /// A finished job was copied into a new job (`details.replay` holds the new id).
         case replayed
-        /// A queue or a schedule was paused or resumed.
+        /// A queue, a schedule or a worker pool was paused or resumed.
         case paused, resumed
         /// A signal was sent to a run (`details.name`).
         case signalled

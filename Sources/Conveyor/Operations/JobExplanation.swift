@@ -7,6 +7,7 @@ public struct JobExplanation: Sendable, Hashable {
     /// Stable reason codes: scripts and the dashboard match on these, not on the sentence.
     public enum Reason: String, Sendable, Hashable, CaseIterable, Codable {
         case queuePaused = "queue_paused"
+        case poolPaused = "pool_paused"
         case noWorkerForQueue = "no_worker_for_queue"
         case kindNotRegistered = "kind_not_registered"
         case waitingForSlot = "waiting_for_slot"
@@ -73,6 +74,8 @@ public struct JobExplanationFacts: Sendable {
     public var queue: QueueInfo?
     /// Workers whose presence is live.
     public var workers: [WorkerPresence]
+    /// Worker pools that are paused.
+    public var pausedPools: Set<String>
     /// Available jobs of the queue ahead of this one in fetch order (capped).
     public var ahead: Int
     /// The job's events, oldest first.
@@ -85,6 +88,7 @@ public struct JobExplanationFacts: Sendable {
         now: Date,
         queue: QueueInfo?,
         workers: [WorkerPresence],
+        pausedPools: Set<String> = [],
         ahead: Int,
         events: [EventRecord],
         run: WorkflowRunRecord?
@@ -93,6 +97,7 @@ public struct JobExplanationFacts: Sendable {
         self.now = now
         self.queue = queue
         self.workers = workers
+        self.pausedPools = pausedPools
         self.ahead = ahead
         self.events = events
         self.run = run
@@ -160,13 +165,24 @@ private struct Explainer {
             sentence += "; the job waits until the queue is resumed"
             return self.make(.queuePaused, sentence, action: "resume queue \(queue)")
         }
-        let serving = self.facts.workers.filter { $0.queues[queue] != nil }
-        self.fields["live_workers"] = "\(serving.count)"
-        guard !serving.isEmpty else {
+        let live = self.facts.workers.filter { $0.queues[queue] != nil }
+        self.fields["live_workers"] = "\(live.count)"
+        guard !live.isEmpty else {
             return self.make(
                 .noWorkerForQueue,
                 "no live worker serves queue \(queue); the job waits until one starts",
                 action: "start a worker with queue \(queue)"
+            )
+        }
+        let serving = live.filter { !self.facts.pausedPools.contains($0.pool) }
+        guard !serving.isEmpty else {
+            let pools = Set(live.map(\.pool)).sorted()
+            self.fields["paused_pools"] = pools.joined(separator: ",")
+            return self.make(
+                .poolPaused,
+                "every live worker of queue \(queue) is in a paused pool (\(pools.joined(separator: ", "))); "
+                    + "the job waits until one is resumed",
+                action: "resume pool \(pools[0])"
             )
         }
         let isWorkflow = self.job.kind == WorkflowJob.kind

@@ -56,6 +56,9 @@ final class QueueRunner: Sendable {
         if wake { self.signal.wake() }
     }
 
+    /// Jobs whose handlers run now.
+    var running: Int { self.state.withLock { $0.executing } }
+
     /// New work may be waiting (a notification or a poll tick).
     func nudge() {
         self.state.withLock { state in
@@ -142,7 +145,9 @@ final class QueueRunner: Sendable {
     /// completion batches they take capacity too, so a worker whose handlers finish faster than results can be
     /// written fetches only as fast as they are written, instead of holding ever more jobs (and memory).
     private func fetchLimit(_ state: State) -> Int {
-        guard state.mayHaveMore, !state.shuttingDown else { return 0 }
+        guard state.mayHaveMore, !state.shuttingDown, !self.worker.poolPaused.load(ordering: .relaxed) else {
+            return 0
+        }
         let capacity = self.slots + self.prefetch(state)
         let held = state.executing + state.buffer.count
         let unwritten = self.worker.inFlight.held(queue: self.queue) - held

@@ -17,6 +17,11 @@ final class WorkerRuntime: Sendable {
     let workflowWriter: WorkflowWriter
     let workflowLoader: WorkflowLoader
     private let failureLog = FailureLog(interval: .seconds(10))
+    /// Whether this worker's pool is paused, as of the last heartbeat of its presence: queue runners fetch
+    /// nothing while it is.
+    let poolPaused = Atomic<Bool>(false)
+    /// When this run of the worker started: its presence's start time, the same in every heartbeat.
+    let startedAt = Date()
 
     init(store: any JobStore, registry: JobRegistry, configuration: ConveyorWorker.Configuration, logger: Logger) {
         self.store = store

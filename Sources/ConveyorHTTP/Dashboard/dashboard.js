@@ -339,11 +339,25 @@ async function workflow(id) {
 async function workers() {
   setNav("workers");
   const load = async () => {
-    const page = await api("/workers");
-    main.innerHTML = `<h1>Workers</h1>${page.workers.length ? `<table class="workers"><thead><tr><th>Worker</th><th>Queues (slots)</th><th>Kinds</th><th>Started</th><th>Last heartbeat</th></tr></thead>
-      <tbody>${page.workers.map((w) => `<tr><td>${esc(w.id)}</td><td>${Object.entries(w.queues).map(([q, n]) => `${esc(q)}: ${n}`).join(", ")}</td>
+    const [page, pools] = await Promise.all([api("/workers"), api("/pools")]);
+    const usage = (slots, running) => Object.entries(slots).map(([q, n]) => `${esc(q)}: ${running[q] || 0}/${n}`).join(", ");
+    main.innerHTML = `<h1>Workers</h1>${pools.pools.length ? `<h2>Pools</h2><table class="pools"><thead><tr><th>Pool</th><th>State</th><th>Workers</th><th>Running / slots</th><th></th></tr></thead>
+      <tbody>${pools.pools.map((p) => `<tr data-pool="${esc(p.name)}"><td>${esc(p.name)}</td>
+        <td>${p.paused ? badge("paused") + (p.paused_by ? ` <span class="small muted">by ${esc(p.paused_by)}</span>` : "") : badge("running")}</td>
+        <td>${p.workers.length}</td><td>${usage(p.slots, p.running)}</td>
+        <td><button data-pool="${esc(p.name)}" data-pause="${p.paused ? "resume" : "pause"}">${p.paused ? "Resume" : "Pause"}</button></td></tr>`).join("")}</tbody></table>` : ""}
+      <h2>Processes</h2>${page.workers.length ? `<table class="workers"><thead><tr><th>Worker</th><th>Pool</th><th>Running / slots</th><th>Kinds</th><th>Started</th><th>Last heartbeat</th></tr></thead>
+      <tbody>${page.workers.map((w) => `<tr><td>${esc(w.id)}</td><td>${esc(w.pool)}</td><td>${usage(w.queues, w.running)}</td>
         <td class="small">${esc(w.kinds.join(", "))}</td><td>${time(w.started_at)}</td><td>${time(w.heartbeat_at)}</td></tr>`).join("")}</tbody></table>`
       : '<p class="muted">No live worker.</p>'}`;
+    for (const button of main.querySelectorAll("button[data-pause]")) {
+      button.addEventListener("click", async () => {
+        try {
+          await api(`/pools/${encodeURIComponent(button.dataset.pool)}/${button.dataset.pause}`, { method: "POST" });
+          await load();
+        } catch (error) { alert(error.message); }
+      });
+    }
     done();
   };
   await load();
