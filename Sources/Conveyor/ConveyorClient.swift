@@ -361,6 +361,29 @@ extension ConveyorClient {
             try await self.client.store.setQueuePaused(queue, paused: false, by: performer, logger: self.client.logger)
         }
 
+        /// Lets at most `maxRunning` jobs of `queue` be leased at once across every worker process, or removes the
+        /// limit (`nil`). Enforced when jobs are fetched: a fetch leases no more jobs than the queue has free
+        /// slots, and fetches of the queue never wait on each other. Leased jobs count, whether their handler
+        /// runs or they wait in a worker's prefetch buffer (set the queue's `prefetch` to 0 on the workers to keep
+        /// every slot for a running handler). Lowering the limit lets the jobs already running finish.
+        ///
+        /// - Throws: `INVALID_QUEUE_NAME`; `INVALID_OPTION` when `maxRunning` is outside 1...10,000.
+        public func setConcurrencyLimit(_ queue: String, maxRunning: Int?, by performer: String? = nil) async throws {
+            try Self.validate(queue)
+            if let maxRunning, !(1...10_000).contains(maxRunning) {
+                throw ConveyorError(
+                    .invalidOption,
+                    "a concurrency limit must be between 1 and 10000, got \(maxRunning)"
+                )
+            }
+            try await self.client.store.setQueueConcurrencyLimit(
+                queue,
+                maxRunning: maxRunning,
+                by: performer,
+                logger: self.client.logger
+            )
+        }
+
         /// Every known queue with counts of its available, scheduled, retryable, running and dead-lettered jobs
         /// (finished jobs are not counted, so the call costs what waits, never what finished).
         public func list() async throws -> [QueueInfo] {

@@ -486,9 +486,9 @@ public final class ConveyorWorker: Service, Sendable {
             workflows: self.registry.workflowVersions,
             startedAt: runtime.startedAt
         )
-        let paused: Bool
+        let registration: WorkerRegistration
         do {
-            paused = try await self.call("registering the worker") { [client, logger] in
+            registration = try await self.call("registering the worker") { [client, logger] in
                 try await client.store.registerWorker(presence, logger: logger)
             }
         } catch {
@@ -496,6 +496,8 @@ public final class ConveyorWorker: Service, Sendable {
             self.logger.debug("registering the worker failed", metadata: ["error": "\(error)"])
             return
         }
+        runtime.limitedQueues.withLock { $0 = registration.limitedQueues }
+        let paused = registration.poolPaused
         let was = runtime.poolPaused.exchange(paused, ordering: .relaxed)
         guard was != paused else { return }
         self.logger.info(

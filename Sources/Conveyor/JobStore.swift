@@ -73,6 +73,9 @@ public protocol JobStore: Sendable {
     /// Pauses or resumes fetching from a queue for every worker.
     func setQueuePaused(_ queue: String, paused: Bool, by performer: String?, logger: Logger) async throws
 
+    /// Sets or removes (`nil`) a queue's concurrency limit and its slots, with an event, in one statement.
+    func setQueueConcurrencyLimit(_ queue: String, maxRunning: Int?, by performer: String?, logger: Logger) async throws
+
     /// Every queue that has unfinished or dead-lettered jobs, or a pause record, with counts of its `available`,
     /// `scheduled`, `retryable`, `running` and `discarded` jobs. Finished jobs (`completed`, `cancelled`) are not
     /// counted: counting them would read every finished row; the worker's metrics count completions instead.
@@ -161,9 +164,10 @@ public protocol JobStore: Sendable {
     func events(for subject: EventSubject, limit: Int, logger: Logger) async throws -> [EventRecord]
 
     /// Upserts a worker's presence row with the database's time as its heartbeat, and deletes rows whose heartbeat
-    /// is a day old (workers that crashed). Returns whether the worker's pool is paused.
+    /// is a day old (workers that crashed). Returns what the worker must apply: its pool's pause, and which of its
+    /// queues have a concurrency limit.
     @discardableResult
-    func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws -> Bool
+    func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws -> WorkerRegistration
 
     /// Marks a worker's presence row stopped (on shutdown); a later upsert of the same id no longer revives it.
     func removeWorker(id: String, logger: Logger) async throws
@@ -505,6 +509,19 @@ public struct JobFilter: Sendable, Hashable {
     }
 }
 
+/// What a worker learns when it registers (see ``JobStore/registerWorker(_:logger:)``).
+public struct WorkerRegistration: Sendable, Hashable {
+    /// Whether the worker's pool is paused.
+    public var poolPaused: Bool
+    /// The worker's queues that have a concurrency limit.
+    public var limitedQueues: Set<String>
+
+    public init(poolPaused: Bool, limitedQueues: Set<String> = []) {
+        self.poolPaused = poolPaused
+        self.limitedQueues = limitedQueues
+    }
+}
+
 /// One page of jobs.
 public struct JobPage: Sendable {
     public var jobs: [JobRecord]
@@ -525,6 +542,9 @@ public struct QueueInfo: Sendable, Hashable {
     /// When the queue was paused, and by whom (see ``EventRecord/performedBy``).
     public var pausedAt: Date?
     public var pausedBy: String?
+    /// The most jobs of the queue leased at once across every worker (see
+    /// ``ConveyorClient/Queues/setConcurrencyLimit(_:maxRunning:by:)``); `nil`: no limit.
+    public var maxRunning: Int?
     /// Jobs per state: available, scheduled, retryable, running and discarded (finished ones are not counted).
     /// Each count stops at ``countLimit``, so that reading a queue costs the same behind any backlog.
     public var counts: [JobState: Int]
@@ -539,6 +559,7 @@ public struct QueueInfo: Sendable, Hashable {
         isPaused: Bool,
         pausedAt: Date? = nil,
         pausedBy: String? = nil,
+        maxRunning: Int? = nil,
         counts: [JobState: Int],
         cappedStates: Set<JobState> = []
     ) {
@@ -546,6 +567,7 @@ public struct QueueInfo: Sendable, Hashable {
         self.isPaused = isPaused
         self.pausedAt = pausedAt
         self.pausedBy = pausedBy
+        self.maxRunning = maxRunning
         self.counts = counts
         self.cappedStates = cappedStates
     }

@@ -290,8 +290,8 @@ struct CancelCommand: AsyncParsableCommand {
 struct QueuesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queues",
-        abstract: "List, pause and resume queues.",
-        subcommands: [List.self, Pause.self, Resume.self],
+        abstract: "List, pause and resume queues, and limit how many of their jobs run at once.",
+        subcommands: [List.self, Pause.self, Resume.self, Limit.self],
         defaultSubcommand: List.self
     )
 
@@ -327,6 +327,10 @@ struct QueuesCommand: AsyncParsableCommand {
                     let since = queue.pausedAt.map { " since \(ExplainTime.iso($0))" } ?? ""
                     print("\(queue.name) is paused\(since)\(queue.pausedBy.map { " by \($0)" } ?? "")")
                 }
+                for queue in queues {
+                    guard let limit = queue.maxRunning else { continue }
+                    print("\(queue.name) runs at most \(limit) job(s) at once")
+                }
             }
         }
     }
@@ -357,6 +361,35 @@ struct QueuesCommand: AsyncParsableCommand {
                     try await client.queues.resume(self.queue, by: Performer.cli)
                 }
                 print("queue \(self.queue) resumed")
+            }
+        }
+    }
+
+    struct Limit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let at most N jobs of a queue run at once across every worker, or remove the limit."
+        )
+        @OptionGroup var database: DatabaseOptions
+        @Argument var queue: String
+        @Option(help: "The most jobs leased at once (1-10000).") var maxRunning: Int?
+        @Flag(help: "Remove the limit.") var none = false
+
+        func run() async throws {
+            try await reportingErrors {
+                guard (self.maxRunning == nil) == self.none else {
+                    throw ConveyorError(.invalidOption, "give either --max-running N or --none")
+                }
+                try await self.database.withClient { client in
+                    try await client.queues.setConcurrencyLimit(
+                        self.queue,
+                        maxRunning: self.maxRunning,
+                        by: Performer.cli
+                    )
+                }
+                print(
+                    self.maxRunning.map { "queue \(self.queue) runs at most \($0) at once" }
+                        ?? "queue \(self.queue) has no limit"
+                )
             }
         }
     }

@@ -133,6 +133,7 @@ enum APIJSON {
             "paused": queue.isPaused,
             "paused_at": Self.time(queue.pausedAt),
             "paused_by": Self.optional(queue.pausedBy),
+            "max_running": Self.optional(queue.maxRunning),
             "counts": counts,
             "capped": queue.cappedStates.map(\.rawValue).sorted(),
         ]

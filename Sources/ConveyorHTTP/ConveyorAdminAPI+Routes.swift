@@ -138,6 +138,27 @@ extension ConveyorAdminAPI {
             handler: { call in try await Self.setPaused(call, false) }
         ),
         Route(
+            method: .put,
+            path: "/queues/{name}/concurrency",
+            operationID: "setQueueConcurrency",
+            summary: "Let at most max_running jobs of the queue be leased at once across every worker.",
+            tag: "queues",
+            handler: { call in
+                guard let maxRunning = try call.bodyObject().int("max_running") else {
+                    throw ConveyorHTTPError.malformed("max_running is required")
+                }
+                return try await Self.setConcurrency(call, maxRunning)
+            }
+        ),
+        Route(
+            method: .delete,
+            path: "/queues/{name}/concurrency",
+            operationID: "removeQueueConcurrency",
+            summary: "Remove the queue's concurrency limit.",
+            tag: "queues",
+            handler: { call in try await Self.setConcurrency(call, nil) }
+        ),
+        Route(
             method: .get,
             path: "/workers",
             operationID: "listWorkers",
@@ -653,6 +674,15 @@ extension ConveyorAdminAPI {
             try await call.client.queues.resume(name, by: call.performer)
         }
         let info = try await call.client.queues.get(name) ?? QueueInfo(name: name, isPaused: paused, counts: [:])
+        return .ok(APIJSON.queue(info))
+    }
+
+    private static func setConcurrency(_ call: Call, _ maxRunning: Int?) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        try await call.client.queues.setConcurrencyLimit(name, maxRunning: maxRunning, by: call.performer)
+        let info =
+            try await call.client.queues.get(name)
+            ?? QueueInfo(name: name, isPaused: false, maxRunning: maxRunning, counts: [:])
         return .ok(APIJSON.queue(info))
     }
 

@@ -408,6 +408,11 @@ private enum OpenAPISpec {
             "paused": Self.boolean(),
             "paused_at": Self.dateTime(nullable: true),
             "paused_by": Self.string(nullable: true),
+            "max_running": Self.integer(
+                "The most jobs leased at once across every worker; null: no limit.",
+                minimum: 1,
+                nullable: true
+            ),
             "counts": counts,
             "capped": Self.array(
                 Self.enumeration(["available", "scheduled", "retryable", "running", "discarded"]),
@@ -906,6 +911,19 @@ private enum OpenAPISpec {
                 errors: [400, 503]
             ),
             "listWorkers": .init(responses: [Self.ok("WorkerList", "Live workers.")], errors: [503]),
+            "setQueueConcurrency": .init(
+                pathParameters: ["name": queueName],
+                requestBody: Self.object([
+                    "max_running": Self.integer("The most jobs leased at once.", minimum: 1, maximum: 10_000)
+                ]),
+                responses: [Self.ok("Queue", "The queue with its limit.")],
+                errors: [400, 503]
+            ),
+            "removeQueueConcurrency": .init(
+                pathParameters: ["name": queueName],
+                responses: [Self.ok("Queue", "The queue without a limit.")],
+                errors: [400, 503]
+            ),
             "listPools": .init(responses: [Self.ok("PoolList", "Every pool.")], errors: [503]),
             "pausePool": .init(
                 pathParameters: ["name": poolName],

@@ -534,7 +534,138 @@ enum Migrations {
                 """,
             ]
         ),
+        Migration(
+            version: 12,
+            name: "concurrency limits per queue, enforced in the fetch",
+            statements: [
+                // The most jobs of a queue leased at once across every worker; NULL: no limit.
+                "ALTER TABLE {schema}.queues ADD COLUMN max_running integer CHECK (max_running > 0)",
+                // One row per unit of a queue's limit. A slot is held while the job and lease token it names are
+                // running; any other slot is free, so a result, a failure, a cancel or a reaped lease frees its
+                // slot without writing here. A fetch locks free slots FOR UPDATE SKIP LOCKED, so fetches of a
+                // limited queue do not wait on each other, and leases at most as many jobs as it locked.
+                """
+                CREATE TABLE {schema}.queue_slots (
+                    queue       text    NOT NULL,
+                    slot        integer NOT NULL,
+                    job_id      bigint,
+                    lease_token bigint,
+                    PRIMARY KEY (queue, slot)
+                )
+                """,
+                Self.limitedFetchJobs,
+            ]
+        ),
     ]
+
+    /// The fetch of migration 12: as migration 7's for a queue without a limit; for a limited queue it first takes
+    /// free slots and leases at most that many jobs, each recorded in its slot.
+    ///
+    /// The first statement locks slots that its snapshot shows free. A slot taken and committed by another fetch
+    /// after that snapshot can still be locked by it (PostgreSQL rechecks the locked row, not the job it names), so
+    /// the second statement, whose snapshot is taken after the locks are held, keeps only the slots that are free
+    /// then: no other transaction can change a locked slot, and every lease that holds one committed before it was
+    /// locked.
+    private static let limitedFetchJobs = """
+        CREATE OR REPLACE FUNCTION {schema}.fetch_jobs(p_queue text, p_limit integer, p_owner text, p_lease_ms bigint)
+        RETURNS TABLE (id bigint, kind text, queue text, namespace text, args text, attempt integer,
+                       max_attempts integer, lease_token bigint, timeout_ms bigint, tags text[])
+        \(Self.indexOnlyPlan)
+        #variable_conflict use_column
+        DECLARE
+            v_paused boolean;
+            v_max integer;
+            v_slots integer[];
+        BEGIN
+            SELECT q.paused_at IS NOT NULL, q.max_running INTO v_paused, v_max
+            FROM {schema}.queues q WHERE q.name = p_queue;
+            IF v_paused THEN
+                RETURN;
+            END IF;
+            IF v_max IS NULL THEN
+                RETURN QUERY
+                WITH picked AS (
+                    SELECT c.id
+                    FROM {schema}.jobs c
+                    WHERE c.state = 'available' AND c.queue = p_queue AND c.run_at <= now()
+                    ORDER BY c.priority, c.run_at, c.id
+                    LIMIT p_limit
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {schema}.jobs j
+                SET state = 'running',
+                    attempt = j.attempt + 1,
+                    attempted_at = now(),
+                    lease_owner = p_owner,
+                    lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+                    lease_token = (floor(random() * 2147483648)::bigint << 31) | floor(random() * 2147483648)::bigint
+                FROM picked
+                WHERE j.id = picked.id
+                RETURNING j.id, j.kind, j.queue, j.namespace, j.args::text, j.attempt, j.max_attempts,
+                          j.lease_token, coalesce(j.timeout_ms, -1), j.tags;
+                RETURN;
+            END IF;
+            SELECT array_agg(f.slot) INTO v_slots
+            FROM (
+                SELECT s.slot
+                FROM {schema}.queue_slots s
+                WHERE s.queue = p_queue
+                  AND NOT EXISTS (
+                      SELECT 1 FROM {schema}.jobs h
+                      WHERE h.id = s.job_id AND h.lease_token = s.lease_token AND h.state = 'running')
+                ORDER BY s.slot
+                LIMIT p_limit
+                FOR UPDATE OF s SKIP LOCKED
+            ) AS f;
+            IF v_slots IS NULL THEN
+                RETURN;
+            END IF;
+            SELECT array_agg(s.slot ORDER BY s.slot) INTO v_slots
+            FROM {schema}.queue_slots s
+            WHERE s.queue = p_queue AND s.slot = ANY(v_slots)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {schema}.jobs h
+                  WHERE h.id = s.job_id AND h.lease_token = s.lease_token AND h.state = 'running');
+            IF v_slots IS NULL THEN
+                RETURN;
+            END IF;
+            RETURN QUERY
+            WITH picked AS (
+                SELECT c.id
+                FROM {schema}.jobs c
+                WHERE c.state = 'available' AND c.queue = p_queue AND c.run_at <= now()
+                ORDER BY c.priority, c.run_at, c.id
+                LIMIT cardinality(v_slots)
+                FOR UPDATE SKIP LOCKED
+            ),
+            leased AS (
+                UPDATE {schema}.jobs j
+                SET state = 'running',
+                    attempt = j.attempt + 1,
+                    attempted_at = now(),
+                    lease_owner = p_owner,
+                    lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+                    lease_token = (floor(random() * 2147483648)::bigint << 31) | floor(random() * 2147483648)::bigint
+                FROM picked
+                WHERE j.id = picked.id
+                RETURNING j.id, j.kind, j.queue, j.namespace, j.args::text AS args, j.attempt, j.max_attempts,
+                          j.lease_token, coalesce(j.timeout_ms, -1) AS timeout_ms, j.tags
+            ),
+            numbered AS (
+                SELECT l.*, row_number() OVER () AS n FROM leased l
+            ),
+            held AS (
+                UPDATE {schema}.queue_slots s
+                SET job_id = n.id, lease_token = n.lease_token
+                FROM numbered n
+                WHERE s.queue = p_queue AND s.slot = v_slots[n.n::integer]
+            )
+            SELECT n.id, n.kind, n.queue, n.namespace, n.args, n.attempt, n.max_attempts, n.lease_token,
+                   n.timeout_ms, n.tags
+            FROM numbered n;
+        END
+        $$
+        """
 
     /// Moves due scheduled and retryable jobs to available, at most `p_limit` of them, oldest run time first, and
     /// wakes the workers of their queues; returns how many it moved, the notifications sent, and in how many

@@ -126,6 +126,46 @@ extension PostgresJobStore {
         }
     }
 
+    public func setQueueConcurrencyLimit(
+        _ queue: String,
+        maxRunning: Int?,
+        by performer: String?,
+        logger: Logger
+    ) async throws {
+        try await self.run("setting the concurrency limit of queue \(queue)") {
+            let s = self.schema.quoted
+            var binds = PostgresBindings(capacity: 3)
+            binds.append(queue)
+            binds.append(maxRunning)
+            binds.append(performer)
+            // Slots beyond a lowered limit go at once, held or not: their jobs run to the end, and no fetch takes
+            // a slot again until fewer than the new limit run.
+            try await self.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        WITH queue AS (
+                            INSERT INTO \(s).queues (name, max_running, updated_at) VALUES ($1, $2::integer, now())
+                            ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running, updated_at = now()
+                        ),
+                        gone AS (
+                            DELETE FROM \(s).queue_slots WHERE queue = $1 AND ($2::integer IS NULL OR slot > $2)
+                        ),
+                        added AS (
+                            INSERT INTO \(s).queue_slots (queue, slot)
+                            SELECT $1, g FROM generate_series(1, coalesce($2::integer, 0)) AS g
+                            ON CONFLICT DO NOTHING
+                        )
+                        INSERT INTO \(s).events (subject, subject_id, action, performed_by, details)
+                        VALUES ('queue', $1, 'limit_changed', $3,
+                                jsonb_build_object('max_running', coalesce($2::text, 'none')))
+                        """,
+                    binds: binds
+                ),
+                logger: logger
+            )
+        }
+    }
+
     public func queues(logger: Logger) async throws -> [QueueInfo] {
         try await self.run("listing queues") {
             try await self.queueInfos(only: nil, logger: logger)
@@ -146,12 +186,13 @@ extension PostgresJobStore {
             PostgresQuery(unsafeSQL: self.statements.pausedQueues, binds: binds),
             logger: logger
         )
-        for try await (name, pausedAt, pausedBy) in paused.decode((String, Date?, String?).self) {
+        for try await (name, pausedAt, pausedBy, maxRunning) in paused.decode((String, Date?, String?, Int?).self) {
             infos[name] = QueueInfo(
                 name: name,
                 isPaused: pausedAt != nil,
                 pausedAt: pausedAt,
                 pausedBy: pausedBy,
+                maxRunning: maxRunning,
                 counts: [:]
             )
         }

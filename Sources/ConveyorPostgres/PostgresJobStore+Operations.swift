@@ -84,10 +84,10 @@ extension PostgresJobStore {
     }
 
     @discardableResult
-    public func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws -> Bool {
+    public func registerWorker(_ presence: WorkerPresence, logger: Logger) async throws -> WorkerRegistration {
         try await self.run("registering worker \(presence.id)") {
             let s = self.schema.quoted
-            var binds = PostgresBindings(capacity: 7)
+            var binds = PostgresBindings(capacity: 8)
             binds.append(presence.id)
             binds.append(Self.jsonObject(presence.queues))
             binds.append(presence.kinds)
@@ -95,6 +95,7 @@ extension PostgresJobStore {
             binds.append(presence.startedAt)
             binds.append(presence.pool)
             binds.append(Self.jsonObject(presence.running))
+            binds.append(Array(presence.queues.keys))
             // One statement: the upsert, the rows of workers that stopped refreshing a day ago (crashed), and
             // whether the worker's pool is paused. A stopped row is revived only by a process that started after
             // the stop (a restart under the same id), never by a late heartbeat of the process that stopped.
@@ -113,16 +114,17 @@ extension PostgresJobStore {
                                 pool = excluded.pool, running = excluded.running
                             WHERE workers.stopped_at IS NULL OR excluded.started_at > workers.stopped_at
                         )
-                        SELECT EXISTS (SELECT 1 FROM \(s).worker_pools WHERE name = $6 AND paused_at IS NOT NULL)
+                        SELECT EXISTS (SELECT 1 FROM \(s).worker_pools WHERE name = $6 AND paused_at IS NOT NULL),
+                               ARRAY(SELECT name FROM \(s).queues WHERE name = ANY($8) AND max_running IS NOT NULL)
                         """,
                     binds: binds
                 ),
                 logger: logger
             )
-            for try await paused in rows.decode(Bool.self) {
-                return paused
+            for try await (paused, limited) in rows.decode((Bool, [String]).self) {
+                return WorkerRegistration(poolPaused: paused, limitedQueues: Set(limited))
             }
-            return false
+            return WorkerRegistration(poolPaused: false)
         }
     }
 

@@ -269,7 +269,8 @@ struct Statements: Sendable {
             UNION ALL
             SELECT queue, state, count(*), (SELECT count(*) FROM dead) >= $2 FROM dead GROUP BY queue, state
             """
-        self.pausedQueues = "SELECT name, paused_at, paused_by FROM \(s).queues WHERE $1 = '' OR name = $1"
+        self.pausedQueues =
+            "SELECT name, paused_at, paused_by, max_running FROM \(s).queues WHERE $1 = '' OR name = $1"
 
         self.runnableCounts = """
             SELECT queue, count(*)

@@ -149,17 +149,17 @@ import Testing
             ("Error", #"null"#, false),
             (
                 "Queue",
-                #"{"name": "q", "paused": false, "paused_at": null, "paused_by": null, "counts": {"available": 1000, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": ["available"]}"#,
+                #"{"name": "q", "paused": false, "paused_at": null, "paused_by": null, "max_running": 5, "counts": {"available": 1000, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": ["available"]}"#,
                 true
             ),
             (
                 "Queue",
-                #"{"name": "q", "paused": 0, "paused_at": null, "paused_by": null, "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": []}"#,
+                #"{"name": "q", "paused": 0, "paused_at": null, "paused_by": null, "max_running": null, "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": []}"#,
                 false
             ),
             (
                 "Queue",
-                #"{"name": "q", "paused": true, "paused_at": "yesterday", "paused_by": "x", "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": []}"#,
+                #"{"name": "q", "paused": true, "paused_at": "yesterday", "paused_by": "x", "max_running": null, "counts": {"available": 1, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": []}"#,
                 false
             ),
             (
@@ -329,6 +329,22 @@ import Testing
                     case "listWorkers":
                         let workers = try await checker.probe(route, "/workers")
                         #expect(((workers as? [String: Any])?["workers"] as? [Any])?.isEmpty == false)
+                    case "setQueueConcurrency":
+                        let limited = try await checker.probe(
+                            route,
+                            "/queues/spare/concurrency",
+                            body: #"{"max_running": 3}"#
+                        )
+                        #expect((limited as? [String: Any])?["max_running"] as? Int == 3)
+                        try await checker.probe(
+                            route,
+                            "/queues/spare/concurrency",
+                            body: #"{"max_running": 0}"#,
+                            validateRequest: false,
+                            expect: .badRequest
+                        )
+                    case "removeQueueConcurrency":
+                        try await checker.probe(route, "/queues/spare/concurrency")
                     case "listPools":
                         let pools = try await checker.probe(route, "/pools")
                         #expect(((pools as? [String: Any])?["pools"] as? [Any])?.isEmpty == false)

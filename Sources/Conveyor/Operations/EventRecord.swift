@@ -58,6 +58,8 @@ public struct EventRecord: Sendable, Hashable {
         case deleted
         /// A schedule was created, or replaced with a different definition (`details` holds its cron and zone).
         case defined
+        /// A queue's concurrency limit was set or removed (`details.max_running`: the limit, or `none`).
+        case limitChanged = "limit_changed"
     }
 
     public var id: Int64

@@ -11,6 +11,7 @@ public struct JobExplanation: Sendable, Hashable {
         case noWorkerForQueue = "no_worker_for_queue"
         case kindNotRegistered = "kind_not_registered"
         case waitingForSlot = "waiting_for_slot"
+        case queueAtLimit = "queue_at_limit"
         case ready
         case scheduled
         case due
@@ -197,10 +198,20 @@ private struct Explainer {
         }
         let slots = serving.reduce(0) { $0 + ($1.queues[queue] ?? 0) }
         let busy = self.facts.queue?.counts[.running] ?? 0
+        let ahead = self.facts.ahead == 0 ? "next in line" : "\(self.facts.ahead) ahead of it"
+        if let limit = self.facts.queue?.maxRunning, busy >= limit {
+            self.fields["max_running"] = "\(limit)"
+            self.fields["running"] = "\(busy)"
+            self.fields["ahead"] = "\(self.facts.ahead)"
+            return self.make(
+                .queueAtLimit,
+                "waiting: queue \(queue) is at its limit of \(limit) running (\(ahead))",
+                action: "raise the limit of queue \(queue), or wait"
+            )
+        }
         self.fields["slots"] = "\(slots)"
         self.fields["busy"] = "\(busy)"
         self.fields["ahead"] = "\(self.facts.ahead)"
-        let ahead = self.facts.ahead == 0 ? "next in line" : "\(self.facts.ahead) ahead of it"
         if busy >= slots {
             return self.make(
                 .waitingForSlot,

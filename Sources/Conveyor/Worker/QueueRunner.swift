@@ -52,7 +52,12 @@ final class QueueRunner: Sendable {
 
     /// The completer wrote results of this queue: a fetch held back by unwritten results may go ahead.
     private func resultsWritten() {
-        let wake = self.state.withLock { state in state.mayHaveMore && self.fetchLimit(state) > 0 }
+        let limited = self.worker.limitedQueues.withLock { $0.contains(self.queue) }
+        let wake = self.state.withLock { state in
+            // A written result of a limited queue may have freed a slot that a fetch cut short was waiting for.
+            if limited { state.mayHaveMore = true }
+            return state.mayHaveMore && self.fetchLimit(state) > 0
+        }
         if wake { self.signal.wake() }
     }
 

@@ -20,6 +20,9 @@ final class WorkerRuntime: Sendable {
     /// Whether this worker's pool is paused, as of the last heartbeat of its presence: queue runners fetch
     /// nothing while it is.
     let poolPaused = Atomic<Bool>(false)
+    /// This worker's queues that have a concurrency limit, as of the last heartbeat of its presence: a runner of
+    /// such a queue fetches again whenever its results are written, since each one may have freed a slot.
+    let limitedQueues = Mutex<Set<String>>([])
     /// When this run of the worker started: its presence's start time, the same in every heartbeat.
     let startedAt = Date()
 

@@ -25,7 +25,10 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         parsing: .upToNextOption,
-        help: "Workloads to run: w1 w1d (W1 beside the dashboard) w2 w3 w4 w5 w8 w9 idle, or all (default: w1 w2 idle)."
+        help: """
+            Workloads to run: w1 w1d (W1 beside the dashboard) w1l (W1 under a queue concurrency limit) w2 w3 w4 w5 \
+            w8 w9 idle, or all (default: w1 w2 idle).
+            """
     )
     var workloads: [String] = ["w1", "w2", "idle"]
 
@@ -34,6 +37,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "Jobs per drain (W1, W4).") var jobs: Int = 20_000
     @Option(help: "Execution slots per worker process.") var slots: Int = 10
+    @Option(help: "W1l: the bench queue's concurrency limit across every worker.") var queueLimit: Int = 1000
     @Option(help: "Worker processes (W1, W4, W5).") var processes: Int = 1
     @Option(help: "Runs per workload; the median is reported.") var runs: Int = 3
     @Option(help: "W2 samples.") var samples: Int = 200
@@ -87,11 +91,11 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     private func validateOptions() throws {
-        let known: Set = ["w1", "w1d", "w2", "w3", "w4", "w5", "w8", "w9", "idle", "all"]
+        let known: Set = ["w1", "w1d", "w1l", "w2", "w3", "w4", "w5", "w8", "w9", "idle", "all"]
         for workload in self.workloads where !known.contains(workload) {
             throw ConveyorError(
                 .invalidOption,
-                "unknown workload \(workload); use w1 w1d w2 w3 w4 w5 w8 w9 idle or all"
+                "unknown workload \(workload); use w1 w1d w1l w2 w3 w4 w5 w8 w9 idle or all"
             )
         }
         guard self.runs >= 1, self.jobs >= 1, self.slots >= 1, self.processes >= 1, self.samples >= 1,
@@ -131,7 +135,7 @@ struct BenchCommand: AsyncParsableCommand {
             let workloads = BenchWorkloads(environment: environment, jobs: self.jobs, processes: self.processes)
             let selected = Set(
                 self.workloads.contains("all")
-                    ? ["w1", "w1d", "w2", "w3", "w4", "w5", "w8", "w9", "idle"] : self.workloads
+                    ? ["w1", "w1d", "w1l", "w2", "w3", "w4", "w5", "w8", "w9", "idle"] : self.workloads
             )
             var report = BenchReport(
                 machine: BenchReport.Machine.current(),
@@ -145,17 +149,22 @@ struct BenchCommand: AsyncParsableCommand {
             var prefilled: BenchWorkloads.PrefilledSchema?
             for run in 1...self.runs {
                 var figures: [Measurement] = []
-                // W1 and W1d take turns going first, and each starts without the other's table: the second drain
-                // of a pair otherwise shares the machine with autovacuum working through the first one's rows.
-                let drains = [false, true].filter { selected.contains($0 ? "w1d" : "w1") }
-                for dashboard in run % 2 == 1 ? drains : drains.reversed() {
-                    self.status(
-                        dashboard
-                            ? "run \(run)/\(self.runs): W1 drain beside the dashboard refreshed every second …"
-                            : "run \(run)/\(self.runs): W1 drain of \(self.jobs) jobs …"
+                // W1, W1d and W1l take turns going first, and each starts without the others' tables: a later
+                // drain otherwise shares the machine with autovacuum working through an earlier one's rows.
+                let drains = ["w1", "w1d", "w1l"].filter { selected.contains($0) }
+                for drain in run % 2 == 1 ? drains : drains.reversed() {
+                    let what =
+                        switch drain {
+                        case "w1d": "W1 drain beside the dashboard refreshed every second"
+                        case "w1l": "W1 drain under a concurrency limit of \(self.queueLimit)"
+                        default: "W1 drain of \(self.jobs) jobs"
+                        }
+                    self.status("run \(run)/\(self.runs): \(what) …")
+                    figures += try await workloads.drain(
+                        dashboard: drain == "w1d",
+                        concurrencyLimit: drain == "w1l" ? self.queueLimit : nil
                     )
-                    figures += try await workloads.drain(dashboard: dashboard)
-                    if drains.count == 2 { try await environment.dropBenchSchemas(except: prefilled?.schema) }
+                    if drains.count > 1 { try await environment.dropBenchSchemas(except: prefilled?.schema) }
                 }
                 if selected.contains("w3") {
                     self.status("run \(run)/\(self.runs): W3 drain of \(self.workflowRuns) workflows …")

@@ -39,11 +39,21 @@ struct BenchWorkloads: Sendable {
     ///
     /// With `dashboard`, the admin API serves the schema from this process during the drain and the dashboard's
     /// overview is refreshed every second (``BenchDashboard``); the drain's figures and its CPU are reported then.
-    func drain(in prefilled: PrefilledSchema? = nil, dashboard: Bool = false) async throws -> [Measurement] {
+    ///
+    /// With `concurrencyLimit`, the bench queue has that limit across every worker (W1l).
+    func drain(
+        in prefilled: PrefilledSchema? = nil,
+        dashboard: Bool = false,
+        concurrencyLimit: Int? = nil
+    ) async throws -> [Measurement] {
         let env = self.environment
         let (schema, client) =
             if let prefilled { (prefilled.schema, prefilled.client) } else { try await env.freshSchema("w1") }
-        let prefix = prefilled == nil ? (dashboard ? "W1 with dashboard" : "W1") : "W4"
+        let prefix =
+            prefilled != nil ? "W4" : dashboard ? "W1 with dashboard" : concurrencyLimit != nil ? "W1 limited" : "W1"
+        if let concurrencyLimit {
+            try await client.queues.setConcurrencyLimit("bench", maxRunning: concurrencyLimit)
+        }
         if prefilled != nil {
             // Every W4 run starts from a vacuumed, analyzed table (the prefill's dead rows, or the previous run's,
             // are gone and the free space map is current) with nothing left to checkpoint.
