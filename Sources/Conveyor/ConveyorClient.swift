@@ -365,7 +365,8 @@ extension ConveyorClient {
         /// limit (`nil`). Enforced when jobs are fetched: a fetch leases no more jobs than the queue has free
         /// slots, and fetches of the queue never wait on each other. Leased jobs count, whether their handler
         /// runs or they wait in a worker's prefetch buffer (set the queue's `prefetch` to 0 on the workers to keep
-        /// every slot for a running handler). Lowering the limit lets the jobs already running finish.
+        /// every slot for a running handler). Jobs running when the limit is set count toward it; lowered below
+        /// what runs, the jobs already running finish.
         ///
         /// - Throws: `INVALID_QUEUE_NAME`; `INVALID_OPTION` when `maxRunning` is outside 1...10,000.
         public func setConcurrencyLimit(_ queue: String, maxRunning: Int?, by performer: String? = nil) async throws {

@@ -576,6 +576,7 @@ enum Migrations {
             v_paused boolean;
             v_max integer;
             v_slots integer[];
+            v_over integer;
         BEGIN
             SELECT q.paused_at IS NOT NULL, q.max_running INTO v_paused, v_max
             FROM {schema}.queues q WHERE q.name = p_queue;
@@ -605,11 +606,18 @@ enum Migrations {
                           j.lease_token, coalesce(j.timeout_ms, -1), j.tags;
                 RETURN;
             END IF;
+            -- An idle poll of a limited queue locks no slot (a lock would cost it a transaction id and a commit
+            -- that waits for the disk).
+            IF NOT EXISTS (
+                SELECT 1 FROM {schema}.jobs c WHERE c.state = 'available' AND c.queue = p_queue AND c.run_at <= now()
+            ) THEN
+                RETURN;
+            END IF;
             SELECT array_agg(f.slot) INTO v_slots
             FROM (
                 SELECT s.slot
                 FROM {schema}.queue_slots s
-                WHERE s.queue = p_queue
+                WHERE s.queue = p_queue AND s.slot <= v_max
                   AND NOT EXISTS (
                       SELECT 1 FROM {schema}.jobs h
                       WHERE h.id = s.job_id AND h.lease_token = s.lease_token AND h.state = 'running')
@@ -626,7 +634,16 @@ enum Migrations {
               AND NOT EXISTS (
                   SELECT 1 FROM {schema}.jobs h
                   WHERE h.id = s.job_id AND h.lease_token = s.lease_token AND h.state = 'running');
-            IF v_slots IS NULL THEN
+            -- Slots above the limit hold jobs that ran when it was lowered: each one still running keeps a free
+            -- slot below the limit unused, so that no more than the limit run once they are counted.
+            SELECT count(*) INTO v_over
+            FROM {schema}.queue_slots s
+            WHERE s.queue = p_queue AND s.slot > v_max
+              AND EXISTS (
+                  SELECT 1 FROM {schema}.jobs h
+                  WHERE h.id = s.job_id AND h.lease_token = s.lease_token AND h.state = 'running');
+            v_slots := v_slots[1:coalesce(cardinality(v_slots), 0) - v_over];
+            IF coalesce(cardinality(v_slots), 0) = 0 THEN
                 RETURN;
             END IF;
             RETURN QUERY

@@ -134,35 +134,62 @@ extension PostgresJobStore {
     ) async throws {
         try await self.run("setting the concurrency limit of queue \(queue)") {
             let s = self.schema.quoted
-            var binds = PostgresBindings(capacity: 3)
-            binds.append(queue)
-            binds.append(maxRunning)
-            binds.append(performer)
-            // Slots beyond a lowered limit go at once, held or not: their jobs run to the end, and no fetch takes
-            // a slot again until fewer than the new limit run.
-            try await self.client.query(
-                PostgresQuery(
-                    unsafeSQL: """
-                        WITH queue AS (
+            try await self.committed(logger: logger) { connection in
+                var name = PostgresBindings(capacity: 1)
+                name.append(queue)
+                var limit = name
+                limit.append(maxRunning)
+                var event = limit
+                event.append(performer)
+                // The queue's row lock orders concurrent changes of its limit. Each statement below reads a
+                // snapshot of its own, taken after the one before: the slots are rebuilt from the jobs running
+                // once every fetch that held a slot has committed (deleting a slot waits for the fetch that holds
+                // it), and fetches meanwhile find no slot to take.
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
                             INSERT INTO \(s).queues (name, max_running, updated_at) VALUES ($1, $2::integer, now())
                             ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running, updated_at = now()
-                        ),
-                        gone AS (
-                            DELETE FROM \(s).queue_slots WHERE queue = $1 AND ($2::integer IS NULL OR slot > $2)
-                        ),
-                        added AS (
-                            INSERT INTO \(s).queue_slots (queue, slot)
-                            SELECT $1, g FROM generate_series(1, coalesce($2::integer, 0)) AS g
-                            ON CONFLICT DO NOTHING
-                        )
-                        INSERT INTO \(s).events (subject, subject_id, action, performed_by, details)
-                        VALUES ('queue', $1, 'limit_changed', $3,
-                                jsonb_build_object('max_running', coalesce($2::text, 'none')))
-                        """,
-                    binds: binds
-                ),
-                logger: logger
-            )
+                            """,
+                        binds: limit
+                    ),
+                    logger: logger
+                )
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "DELETE FROM \(s).queue_slots WHERE queue = $1", binds: name),
+                    logger: logger
+                )
+                // Jobs running now, with or without a slot, are recorded in slots 1, 2, …: a limit set on a busy
+                // queue counts them, and when more run than a lowered limit, those above it hold slots beyond it,
+                // which keep as many slots below it unused until they finish (see fetch_jobs).
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(s).queue_slots (queue, slot, job_id, lease_token)
+                            SELECT $1, coalesce(g, r.n), r.id, r.lease_token
+                            FROM generate_series(1, coalesce($2::integer, 0)) AS g
+                            FULL JOIN (
+                                SELECT j.id, j.lease_token, (row_number() OVER (ORDER BY j.id))::integer AS n
+                                FROM \(s).jobs j WHERE j.queue = $1 AND j.state = 'running'
+                            ) AS r ON r.n = g
+                            WHERE $2::integer IS NOT NULL
+                            """,
+                        binds: limit
+                    ),
+                    logger: logger
+                )
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(s).events (subject, subject_id, action, performed_by, details)
+                            VALUES ('queue', $1, 'limit_changed', $3,
+                                    jsonb_build_object('max_running', coalesce($2::text, 'none')))
+                            """,
+                        binds: event
+                    ),
+                    logger: logger
+                )
+            }
         }
     }
 

@@ -80,6 +80,24 @@ import Testing
         #expect(events.map { $0.details["max_running"] } == ["2", "3", "none"])
     }
 
+    @Test("a limit set on a busy queue counts the jobs already running, and one lowered below them takes none")
+    func limitOnABusyQueue() async throws {
+        let db = try TestDatabase.get()
+        _ = try await db.client.jobs.enqueue((0..<6).map { JobRequest(Echo(value: $0), options: .init(queue: "busy")) })
+        let running = try await db.lease(3, queue: "busy", as: "w1", for: .seconds(30))
+        #expect(running.count == 3)
+        try await db.client.queues.setConcurrencyLimit("busy", maxRunning: 4)
+        let fourth = try await db.lease(5, queue: "busy", as: "w2", for: .seconds(30))
+        #expect(fourth.count == 1)
+        try await db.client.queues.setConcurrencyLimit("busy", maxRunning: 2)
+        #expect(try await db.lease(5, queue: "busy", as: "w2", for: .seconds(30)).isEmpty)
+        // Two of the four finish: two still run, at the limit.
+        _ = try await db.store.complete([.succeeded(running[0]), .succeeded(running[1])], logger: db.logger)
+        #expect(try await db.lease(5, queue: "busy", as: "w2", for: .seconds(30)).isEmpty)
+        _ = try await db.store.complete([.succeeded(running[2])], logger: db.logger)
+        #expect(try await db.lease(5, queue: "busy", as: "w2", for: .seconds(30)).count == 1)
+    }
+
     @Test("a limit out of range is refused with INVALID_OPTION and the stored limit stays")
     func badLimits() async throws {
         let db = try TestDatabase.get()
