@@ -39,24 +39,7 @@ import Testing
                 "SELECT count(*) FROM {schema}.jobs WHERE queue = 'capped' AND lease_expires_at < now()"
             ) == 1
         }
-        let expired = try await db.store.expiredLeases(limit: 10, logger: db.logger)
-        let reaped = try await db.store.complete(
-            expired.map {
-                JobCompletion(
-                    lease: $0.lease,
-                    transition: .after(
-                        .leaseExpired,
-                        attempt: $0.attempt,
-                        maxAttempts: $0.maxAttempts,
-                        retryPolicy: .constant(.zero),
-                        unitRandom: 0.5
-                    ),
-                    durationMicroseconds: nil,
-                    requireExpiredLease: true
-                )
-            },
-            logger: db.logger
-        )
+        let reaped = try await db.reapExpiredLeases().reaped
         #expect(reaped == [second[0].id])
         #expect(try await db.lease(5, queue: "capped", as: "w3", for: .seconds(30)).count == 1)
         // Queues without a limit are not affected.

@@ -20,25 +20,8 @@ import Testing
             try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE lease_expires_at < now()") == 1
         }
         // The reaper takes the lease back.
-        let expired = try await db.store.expiredLeases(limit: 10, logger: db.logger)
+        let (expired, reaped) = try await db.reapExpiredLeases()
         #expect(expired.map(\.lease) == [JobLease(id: enqueued.id, token: stale.leaseToken)])
-        let reaped = try await db.store.complete(
-            expired.map {
-                JobCompletion(
-                    lease: $0.lease,
-                    transition: .after(
-                        .leaseExpired,
-                        attempt: $0.attempt,
-                        maxAttempts: $0.maxAttempts,
-                        retryPolicy: .constant(.zero),
-                        unitRandom: 0.5
-                    ),
-                    durationMicroseconds: nil,
-                    requireExpiredLease: true
-                )
-            },
-            logger: db.logger
-        )
         #expect(reaped == [enqueued.id])
         // Retryable at once: staging makes it available to fetch again.
         #expect(try await db.store.stageDueJobs(limit: 10, logger: db.logger).staged == 1)

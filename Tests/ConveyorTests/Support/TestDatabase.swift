@@ -169,6 +169,29 @@ struct TestDatabase: Sendable {
         )
     }
 
+    /// Takes back expired leases as the reaper does, retrying at once: the leases found, and the jobs written.
+    func reapExpiredLeases() async throws -> (expired: [ExpiredLease], reaped: [JobID]) {
+        let expired = try await self.store.expiredLeases(limit: 10, logger: self.logger)
+        let reaped = try await self.store.complete(
+            expired.map {
+                JobCompletion(
+                    lease: $0.lease,
+                    transition: .after(
+                        .leaseExpired,
+                        attempt: $0.attempt,
+                        maxAttempts: $0.maxAttempts,
+                        retryPolicy: .constant(.zero),
+                        unitRandom: 0.5
+                    ),
+                    durationMicroseconds: nil,
+                    requireExpiredLease: true
+                )
+            },
+            logger: self.logger
+        )
+        return (expired, reaped)
+    }
+
     /// One integer from a query, such as a count.
     func scalar(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) async throws -> Int {
         for try await value in try await self.execute(sql, binds).decode(Int.self) {
