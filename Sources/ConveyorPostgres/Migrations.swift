@@ -566,6 +566,25 @@ enum Migrations {
     /// the second statement, whose snapshot is taken after the locks are held, keeps only the slots that are free
     /// then: no other transaction can change a locked slot, and every lease that holds one committed before it was
     /// locked.
+    /// Whether slot `s` of queue_slots is held: the job it names is running under the lease it names.
+    private static let slotHeld = """
+        EXISTS (SELECT 1 FROM {schema}.jobs h
+                WHERE h.id = s.job_id AND h.lease_token = s.lease_token AND h.state = 'running')
+        """
+
+    /// Leases the jobs of `picked` (migration 12's fetch, with or without a limit).
+    private static let leasePicked = """
+        UPDATE {schema}.jobs j
+                SET state = 'running',
+                    attempt = j.attempt + 1,
+                    attempted_at = now(),
+                    lease_owner = p_owner,
+                    lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+                    lease_token = (floor(random() * 2147483648)::bigint << 31) | floor(random() * 2147483648)::bigint
+                FROM picked
+                WHERE j.id = picked.id
+        """
+
     private static let limitedFetchJobs = """
         CREATE OR REPLACE FUNCTION {schema}.fetch_jobs(p_queue text, p_limit integer, p_owner text, p_lease_ms bigint)
         RETURNS TABLE (id bigint, kind text, queue text, namespace text, args text, attempt integer,
@@ -593,15 +612,7 @@ enum Migrations {
                     LIMIT p_limit
                     FOR UPDATE SKIP LOCKED
                 )
-                UPDATE {schema}.jobs j
-                SET state = 'running',
-                    attempt = j.attempt + 1,
-                    attempted_at = now(),
-                    lease_owner = p_owner,
-                    lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-                    lease_token = (floor(random() * 2147483648)::bigint << 31) | floor(random() * 2147483648)::bigint
-                FROM picked
-                WHERE j.id = picked.id
+                \(Self.leasePicked)
                 RETURNING j.id, j.kind, j.queue, j.namespace, j.args::text, j.attempt, j.max_attempts,
                           j.lease_token, coalesce(j.timeout_ms, -1), j.tags;
                 RETURN;
@@ -618,9 +629,7 @@ enum Migrations {
                 SELECT s.slot
                 FROM {schema}.queue_slots s
                 WHERE s.queue = p_queue AND s.slot <= v_max
-                  AND NOT EXISTS (
-                      SELECT 1 FROM {schema}.jobs h
-                      WHERE h.id = s.job_id AND h.lease_token = s.lease_token AND h.state = 'running')
+                  AND NOT \(Self.slotHeld)
                 ORDER BY s.slot
                 LIMIT p_limit
                 FOR UPDATE OF s SKIP LOCKED
@@ -631,17 +640,13 @@ enum Migrations {
             SELECT array_agg(s.slot ORDER BY s.slot) INTO v_slots
             FROM {schema}.queue_slots s
             WHERE s.queue = p_queue AND s.slot = ANY(v_slots)
-              AND NOT EXISTS (
-                  SELECT 1 FROM {schema}.jobs h
-                  WHERE h.id = s.job_id AND h.lease_token = s.lease_token AND h.state = 'running');
+              AND NOT \(Self.slotHeld);
             -- Slots above the limit hold jobs that ran when it was lowered: each one still running keeps a free
             -- slot below the limit unused, so that no more than the limit run once they are counted.
             SELECT count(*) INTO v_over
             FROM {schema}.queue_slots s
             WHERE s.queue = p_queue AND s.slot > v_max
-              AND EXISTS (
-                  SELECT 1 FROM {schema}.jobs h
-                  WHERE h.id = s.job_id AND h.lease_token = s.lease_token AND h.state = 'running');
+              AND \(Self.slotHeld);
             v_slots := v_slots[1:coalesce(cardinality(v_slots), 0) - v_over];
             IF coalesce(cardinality(v_slots), 0) = 0 THEN
                 RETURN;
@@ -656,15 +661,7 @@ enum Migrations {
                 FOR UPDATE SKIP LOCKED
             ),
             leased AS (
-                UPDATE {schema}.jobs j
-                SET state = 'running',
-                    attempt = j.attempt + 1,
-                    attempted_at = now(),
-                    lease_owner = p_owner,
-                    lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-                    lease_token = (floor(random() * 2147483648)::bigint << 31) | floor(random() * 2147483648)::bigint
-                FROM picked
-                WHERE j.id = picked.id
+                \(Self.leasePicked)
                 RETURNING j.id, j.kind, j.queue, j.namespace, j.args::text AS args, j.attempt, j.max_attempts,
                           j.lease_token, coalesce(j.timeout_ms, -1) AS timeout_ms, j.tags
             ),

@@ -206,19 +206,9 @@ extension PostgresJobStore {
             binds.append(pool)
             binds.append(paused)
             binds.append(performer)
-            let s = self.schema.quoted
             try await self.client.query(
                 PostgresQuery(
-                    unsafeSQL: """
-                        WITH pool AS (
-                            INSERT INTO \(s).worker_pools (name, paused_at, paused_by, updated_at)
-                            VALUES ($1, CASE WHEN $2::bool THEN now() END, CASE WHEN $2::bool THEN $3 END, now())
-                            ON CONFLICT (name) DO UPDATE
-                            SET paused_at = excluded.paused_at, paused_by = excluded.paused_by, updated_at = now()
-                        )
-                        INSERT INTO \(s).events (subject, subject_id, action, performed_by)
-                        VALUES ('pool', $1, CASE WHEN $2::bool THEN 'paused' ELSE 'resumed' END, $3)
-                        """,
+                    unsafeSQL: self.statements.pausePool,
                     binds: binds
                 ),
                 logger: logger

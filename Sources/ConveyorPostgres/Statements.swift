@@ -25,10 +25,27 @@ struct Statements: Sendable {
     let retry: String
     let replay: String
     let notify: String
+    /// Pauses ($2 true) or resumes queue $1, recorded as by $3.
     let pause: String
+    /// The same for worker pool $1.
+    let pausePool: String
     let queueCounts: String
     let pausedQueues: String
     let runnableCounts: String
+
+    /// Writes the pause record of `subject` $1 in `table` and its event, in one statement.
+    private static func pauseRecord(table: String, subject: String, schema s: String) -> String {
+        """
+        WITH record AS (
+            INSERT INTO \(table) (name, paused_at, paused_by, updated_at)
+            VALUES ($1, CASE WHEN $2::bool THEN now() END, CASE WHEN $2::bool THEN $3 END, now())
+            ON CONFLICT (name) DO UPDATE
+            SET paused_at = excluded.paused_at, paused_by = excluded.paused_by, updated_at = now()
+        )
+        INSERT INTO \(s).events (subject, subject_id, action, performed_by)
+        VALUES ('\(subject)', $1, CASE WHEN $2::bool THEN 'paused' ELSE 'resumed' END, $3)
+        """
+    }
 
     init(schema: SchemaName) {
         let s = schema.quoted
@@ -210,16 +227,8 @@ struct Statements: Sendable {
 
         self.notify = "SELECT pg_notify($1, queue) FROM unnest($2::text[]) AS q(queue)"
 
-        self.pause = """
-            WITH queue AS (
-                INSERT INTO \(s).queues (name, paused_at, paused_by, updated_at)
-                VALUES ($1, CASE WHEN $2::bool THEN now() END, CASE WHEN $2::bool THEN $3 END, now())
-                ON CONFLICT (name) DO UPDATE
-                SET paused_at = excluded.paused_at, paused_by = excluded.paused_by, updated_at = now()
-            )
-            INSERT INTO \(s).events (subject, subject_id, action, performed_by)
-            VALUES ('queue', $1, CASE WHEN $2::bool THEN 'paused' ELSE 'resumed' END, $3)
-            """
+        self.pause = Self.pauseRecord(table: "\(s).queues", subject: "queue", schema: s)
+        self.pausePool = Self.pauseRecord(table: "\(s).worker_pools", subject: "pool", schema: s)
 
         // Counts of the states that have a partial index of their own, each capped at $2, so the cost follows
         // neither the finished jobs nor a deep backlog: counting 150,000 available jobs took 110 ms, too much for

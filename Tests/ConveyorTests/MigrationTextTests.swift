@@ -19,7 +19,7 @@ import Testing
         9: 0x8836_e711_e8ce_f8f4,
         10: 0x3573_3119_2552_2b4e,
         11: 0x303e_5be7_8ff3_c740,
-        12: 0xd799_2ca1_df1d_0fc0,
+        12: 0x7e44_e5c9_d769_38c0,
     ]
 
     static func fingerprint(_ text: String) -> UInt64 {
