@@ -17,7 +17,9 @@ import Testing
     /// Jobs in every state the pages show, a paused queue, a waiting run, a live worker and a minute of stats.
     static func seed(_ db: TestDatabase) async throws -> (dead: JobID, hostile: JobID) {
         var registry = JobRegistry()
-        registry.register(Echo.self) { args, _ in
+        // The failing job's retry waits an hour, so it is still retryable when the pages load however long the
+        // seed takes (with the default 1 s backoff, a slow run let it reach its third attempt and be discarded).
+        registry.register(Echo.self, retryPolicy: .constant(.seconds(3600))) { args, _ in
             if args.value == 3 { throw NonRetryable(TestFailure("the mail server refused the address")) }
             if args.value == 4 { throw TestFailure("timeout talking to smtp.example.com") }
         }
