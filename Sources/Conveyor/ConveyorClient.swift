@@ -385,6 +385,18 @@ extension ConveyorClient {
             )
         }
 
+        /// Makes `queue` fair (`true`): each fetch shares the queue's jobs among the namespaces (tenants) that have
+        /// jobs available, in proportion to their weights (``ConveyorClient/Tenants/set(_:weight:by:)``), so a
+        /// tenant with a deep backlog cannot hold back another tenant's job by more than one fetch; a tenant alone
+        /// gets every slot. Priority then orders each tenant's own jobs. `false` restores first-come order (priority,
+        /// run time, id) across the queue.
+        ///
+        /// - Throws: `INVALID_QUEUE_NAME`.
+        public func setFairness(_ queue: String, _ fair: Bool, by performer: String? = nil) async throws {
+            try Self.validate(queue)
+            try await self.client.store.setQueueFair(queue, fair: fair, by: performer, logger: self.client.logger)
+        }
+
         /// Every known queue with counts of its available, scheduled, retryable, running and dead-lettered jobs
         /// (finished jobs are not counted, so the call costs what waits, never what finished).
         public func list() async throws -> [QueueInfo] {

@@ -87,6 +87,8 @@ public struct ConveyorError: Error, Sendable, CustomStringConvertible, CustomDeb
         public static let scheduleNotFound = Code("SCHEDULE_NOT_FOUND")
         /// A worker pool name breaks the naming rules (those of queue names).
         public static let invalidPoolName = Code("INVALID_POOL_NAME")
+        /// A tenant's weight is not a number above 0 and at most 10,000.
+        public static let invalidWeight = Code("INVALID_WEIGHT")
     }
 
     /// The stable code.

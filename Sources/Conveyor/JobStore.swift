@@ -76,6 +76,18 @@ public protocol JobStore: Sendable {
     /// Sets or removes (`nil`) a queue's concurrency limit and its slots, with an event, in one statement.
     func setQueueConcurrencyLimit(_ queue: String, maxRunning: Int?, by performer: String?, logger: Logger) async throws
 
+    /// Makes a queue fair (its fetches share jobs among namespaces by weight) or first-come, with an event.
+    func setQueueFair(_ queue: String, fair: Bool, by performer: String?, logger: Logger) async throws
+
+    /// Stores a tenant's settings, with an event, in one transaction.
+    func setTenant(_ name: String, weight: Double, by performer: String?, logger: Logger) async throws
+
+    /// Deletes a tenant's settings (its namespace has the defaults again), with an event; `false` when it had none.
+    func removeTenant(_ name: String, by performer: String?, logger: Logger) async throws -> Bool
+
+    /// Every tenant with settings, by name.
+    func tenants(logger: Logger) async throws -> [TenantInfo]
+
     /// Every queue that has unfinished or dead-lettered jobs, or a pause record, with counts of its `available`,
     /// `scheduled`, `retryable`, `running` and `discarded` jobs. Finished jobs (`completed`, `cancelled`) are not
     /// counted: counting them would read every finished row; the worker's metrics count completions instead.
@@ -186,7 +198,7 @@ public protocol JobStore: Sendable {
     func queue(named name: String, logger: Logger) async throws -> QueueInfo?
 
     /// How many available jobs of the job's queue come before it in fetch order (priority, run time, id), counted
-    /// up to `limit`.
+    /// up to `limit`; in a fair queue, only those of the job's namespace.
     func jobsAhead(of job: JobRecord, limit: Int, logger: Logger) async throws -> Int
 
     /// The database's clock: explanations and timelines compare stored times with it, not with this process's.
@@ -545,6 +557,9 @@ public struct QueueInfo: Sendable, Hashable {
     /// The most jobs of the queue leased at once across every worker (see
     /// ``ConveyorClient/Queues/setConcurrencyLimit(_:maxRunning:by:)``); `nil`: no limit.
     public var maxRunning: Int?
+    /// Whether the queue shares its fetches among namespaces by weight (see
+    /// ``ConveyorClient/Queues/setFairness(_:_:by:)``).
+    public var isFair: Bool
     /// Jobs per state: available, scheduled, retryable, running and discarded (finished ones are not counted).
     /// Each count stops at ``countLimit``, so that reading a queue costs the same behind any backlog.
     public var counts: [JobState: Int]
@@ -560,6 +575,7 @@ public struct QueueInfo: Sendable, Hashable {
         pausedAt: Date? = nil,
         pausedBy: String? = nil,
         maxRunning: Int? = nil,
+        isFair: Bool = false,
         counts: [JobState: Int],
         cappedStates: Set<JobState> = []
     ) {
@@ -568,6 +584,7 @@ public struct QueueInfo: Sendable, Hashable {
         self.pausedAt = pausedAt
         self.pausedBy = pausedBy
         self.maxRunning = maxRunning
+        self.isFair = isFair
         self.counts = counts
         self.cappedStates = cappedStates
     }

@@ -16,7 +16,8 @@ struct ConveyorCommand: AsyncParsableCommand {
             DevCommand.self, DemoCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self,
             DeadLetterCommand.self, RetryCommand.self, ReplayCommand.self, CancelCommand.self, QueuesCommand.self,
             WorkflowsCommand.self, WorkerCommand.self, WorkersCommand.self, StatsCommand.self, ServeCommand.self,
-            LimitsCommand.self, IngestCommand.self, SchedulesCommand.self, PoolsCommand.self, BenchCommand.self,
+            LimitsCommand.self, IngestCommand.self, SchedulesCommand.self, PoolsCommand.self, TenantsCommand.self,
+            BenchCommand.self,
         ]
     )
 }

@@ -290,8 +290,8 @@ struct CancelCommand: AsyncParsableCommand {
 struct QueuesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queues",
-        abstract: "List, pause and resume queues, and limit how many of their jobs run at once.",
-        subcommands: [List.self, Pause.self, Resume.self, Limit.self],
+        abstract: "List, pause and resume queues, limit how many of their jobs run at once, make them fair.",
+        subcommands: [List.self, Pause.self, Resume.self, Limit.self, Fair.self],
         defaultSubcommand: List.self
     )
 
@@ -330,6 +330,9 @@ struct QueuesCommand: AsyncParsableCommand {
                 for queue in queues {
                     guard let limit = queue.maxRunning else { continue }
                     print("\(queue.name) runs at most \(limit) job(s) at once")
+                }
+                for queue in queues where queue.isFair {
+                    print("\(queue.name) shares its fetches among tenants by weight")
                 }
             }
         }
@@ -389,6 +392,32 @@ struct QueuesCommand: AsyncParsableCommand {
                 print(
                     self.maxRunning.map { "queue \(self.queue) runs at most \($0) at once" }
                         ?? "queue \(self.queue) has no limit"
+                )
+            }
+        }
+    }
+
+    struct Fair: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Share a queue's fetches among tenants by weight (--on), or serve it first-come (--off)."
+        )
+        @OptionGroup var database: DatabaseOptions
+        @Argument var queue: String
+        @Flag(help: "Make the queue fair.") var on = false
+        @Flag(help: "Serve the queue first-come (priority, run time, id).") var off = false
+
+        func run() async throws {
+            try await reportingErrors {
+                guard self.on != self.off else {
+                    throw ConveyorError(.invalidOption, "give either --on or --off")
+                }
+                try await self.database.withClient { client in
+                    try await client.queues.setFairness(self.queue, self.on, by: Performer.cli)
+                }
+                print(
+                    self.on
+                        ? "queue \(self.queue) shares its fetches among tenants by weight"
+                        : "queue \(self.queue) is served first-come"
                 )
             }
         }

@@ -134,6 +134,7 @@ enum APIJSON {
             "paused_at": Self.time(queue.pausedAt),
             "paused_by": Self.optional(queue.pausedBy),
             "max_running": Self.optional(queue.maxRunning),
+            "fair": queue.isFair,
             "counts": counts,
             "capped": queue.cappedStates.map(\.rawValue).sorted(),
         ]
@@ -235,6 +236,15 @@ enum APIJSON {
             "paused": pool.isPaused,
             "paused_at": Self.time(pool.pausedAt),
             "paused_by": Self.optional(pool.pausedBy),
+        ]
+    }
+
+    static func tenant(_ tenant: TenantInfo) -> [String: Any] {
+        [
+            "name": tenant.name,
+            "weight": tenant.weight,
+            "updated_at": Self.time(tenant.updatedAt),
+            "updated_by": Self.optional(tenant.updatedBy),
         ]
     }
 

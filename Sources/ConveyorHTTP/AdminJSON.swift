@@ -23,6 +23,10 @@ public enum AdminJSON {
     public static func pools(_ pools: [PoolInfo]) -> String {
         String(decoding: APIJSON.render(["pools": pools.map(APIJSON.pool)]), as: UTF8.self)
     }
+
+    public static func tenants(_ tenants: [TenantInfo]) -> String {
+        String(decoding: APIJSON.render(["tenants": tenants.map(APIJSON.tenant)]), as: UTF8.self)
+    }
 }
 
 extension AdminJSON {

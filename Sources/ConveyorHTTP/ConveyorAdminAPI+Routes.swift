@@ -159,6 +159,38 @@ extension ConveyorAdminAPI {
             handler: { call in try await Self.setConcurrency(call, nil) }
         ),
         Route(
+            method: .put,
+            path: "/queues/{name}/fairness",
+            operationID: "setQueueFairness",
+            summary: "Share the queue's fetches among tenants by weight (fair: true), or serve it first-come.",
+            tag: "queues",
+            handler: Self.setFairness
+        ),
+        Route(
+            method: .get,
+            path: "/tenants",
+            operationID: "listTenants",
+            summary: "Tenants (namespaces with settings) with their weights.",
+            tag: "tenants",
+            handler: { call in .ok(["tenants": try await call.client.tenants.list().map(APIJSON.tenant)]) }
+        ),
+        Route(
+            method: .put,
+            path: "/tenants/{name}",
+            operationID: "setTenant",
+            summary: "Create or replace a tenant's settings.",
+            tag: "tenants",
+            handler: Self.setTenant
+        ),
+        Route(
+            method: .delete,
+            path: "/tenants/{name}",
+            operationID: "removeTenant",
+            summary: "Remove a tenant's settings: its namespace has the defaults again.",
+            tag: "tenants",
+            handler: Self.removeTenant
+        ),
+        Route(
             method: .get,
             path: "/workers",
             operationID: "listWorkers",
@@ -684,6 +716,41 @@ extension ConveyorAdminAPI {
             try await call.client.queues.get(name)
             ?? QueueInfo(name: name, isPaused: false, maxRunning: maxRunning, counts: [:])
         return .ok(APIJSON.queue(info))
+    }
+
+    private static func setFairness(_ call: Call) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        guard let fair = try call.bodyObject().bool("fair") else {
+            throw ConveyorHTTPError.malformed("fair is required")
+        }
+        try await call.client.queues.setFairness(name, fair, by: call.performer)
+        let info =
+            try await call.client.queues.get(name) ?? QueueInfo(name: name, isPaused: false, isFair: fair, counts: [:])
+        return .ok(APIJSON.queue(info))
+    }
+
+    private static func setTenant(_ call: Call) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        guard let weight = try call.bodyObject().double("weight") else {
+            throw ConveyorHTTPError.malformed("weight is required")
+        }
+        try await call.client.tenants.set(name, weight: weight, by: call.performer)
+        guard let tenant = try await call.client.tenants.get(name) else {
+            throw ConveyorHTTPError(.notFound, code: ConveyorHTTPError.Code.notFound, "tenant \(name) was removed")
+        }
+        return .ok(APIJSON.tenant(tenant))
+    }
+
+    private static func removeTenant(_ call: Call) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        guard try await call.client.tenants.remove(name, by: call.performer) else {
+            throw ConveyorHTTPError(
+                .notFound,
+                code: ConveyorHTTPError.Code.notFound,
+                "tenant \(name.prefix(80)) has no settings"
+            )
+        }
+        return .ok(["removed": true, "name": name])
     }
 
     private static func setPoolPaused(_ call: Call, _ paused: Bool) async throws -> APIResponse {

@@ -55,7 +55,7 @@ public struct ConveyorHTTPError: HTTPResponseError, Sendable {
             .tooManyRequests
         case .malformedArguments, .invalidQueueName, .invalidKind, .invalidNamespace, .invalidOption, .invalidFilter,
             .unknownWorkflow, .invalidSchemaName, .invalidCron, .invalidTimeZone, .cronNeverFires,
-            .invalidPoolName:
+            .invalidPoolName, .invalidWeight:
             .badRequest
         case .databaseUnavailable, .databaseTimeout, .noConnection, .schemaMismatch, .schemaTooNew:
             .serviceUnavailable

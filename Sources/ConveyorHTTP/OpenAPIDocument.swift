@@ -385,8 +385,8 @@ private enum OpenAPISpec {
         let event = Self.object([
             "id": Self.integer(int64: true),
             "at": Self.dateTime(),
-            "subject": Self.enumeration(["job", "queue", "workflow", "schedule"]),
-            "subject_id": Self.string("A job id in decimal, a queue name or a run id."),
+            "subject": Self.enumeration(["job", "queue", "workflow", "schedule", "pool", "tenant"]),
+            "subject_id": Self.string("A job id in decimal, a run id, or a queue, schedule, pool or tenant name."),
             "action": Self.enumeration(EventRecord.Action.allCases.map(\.rawValue)),
             "from_state": Self.string(nullable: true),
             "to_state": Self.string(nullable: true),
@@ -413,6 +413,7 @@ private enum OpenAPISpec {
                 minimum: 1,
                 nullable: true
             ),
+            "fair": Self.boolean("Whether fetches share the queue's jobs among tenants by weight."),
             "counts": counts,
             "capped": Self.array(
                 Self.enumeration(["available", "scheduled", "retryable", "running", "discarded"]),
@@ -501,6 +502,25 @@ private enum OpenAPISpec {
                 "paused_by": Self.string(nullable: true),
             ]),
             "PoolList": Self.object(["pools": Self.array(Self.ref("Pool"))]),
+            "Tenant": Self.object([
+                "name": Self.string("The namespace."),
+                "weight": Self.number("Its share of a fair queue's fetches against the tenants competing."),
+                "updated_at": Self.dateTime(),
+                "updated_by": Self.string(nullable: true),
+            ]),
+            "TenantList": Self.object(["tenants": Self.array(Self.ref("Tenant"))]),
+            "TenantRequest": Self.object([
+                "weight": Self.number(
+                    "Above 0, at most 10000 (default 1).",
+                    minimum: 0,
+                    exclusiveMinimum: true,
+                    maximum: ConveyorClient.Tenants.maximumWeight
+                )
+            ]),
+            "TenantRemoved": Self.object([
+                "removed": Self.boolean("Always true."),
+                "name": Self.string(),
+            ]),
             "WorkflowRun": run,
             "WorkflowRunWithEvents": runWithEvents,
             "WorkflowStep": step,
@@ -822,6 +842,7 @@ private enum OpenAPISpec {
         let runID = (description: "A workflow run id.", schema: Self.string())
         let queueName = (description: "A queue name.", schema: Self.string())
         let poolName = (description: "A worker pool name.", schema: Self.string())
+        let tenantName = (description: "A tenant's namespace.", schema: Self.string())
         let job: [String: (description: String, schema: [String: Any])] = ["id": jobID]
         let run: [String: (description: String, schema: [String: Any])] = ["id": runID]
         let limit: [String: (description: String, schema: [String: Any])] = [
@@ -923,6 +944,26 @@ private enum OpenAPISpec {
                 pathParameters: ["name": queueName],
                 responses: [Self.ok("Queue", "The queue without a limit.")],
                 errors: [400, 503]
+            ),
+            "setQueueFairness": .init(
+                pathParameters: ["name": queueName],
+                requestBody: Self.object([
+                    "fair": Self.boolean("true: share fetches among tenants by weight; false: first-come.")
+                ]),
+                responses: [Self.ok("Queue", "The queue.")],
+                errors: [400, 503]
+            ),
+            "listTenants": .init(responses: [Self.ok("TenantList", "Every tenant with settings.")], errors: [503]),
+            "setTenant": .init(
+                pathParameters: ["name": tenantName],
+                requestBody: Self.ref("TenantRequest"),
+                responses: [Self.ok("Tenant", "The tenant's settings.")],
+                errors: [400, 503]
+            ),
+            "removeTenant": .init(
+                pathParameters: ["name": tenantName],
+                responses: [Self.ok("TenantRemoved", "The settings are gone.")],
+                errors: [400, 404, 503]
             ),
             "listPools": .init(responses: [Self.ok("PoolList", "Every pool.")], errors: [503]),
             "pausePool": .init(

@@ -556,6 +556,48 @@ enum Migrations {
                 Self.limitedFetchJobs,
             ]
         ),
+        Migration(
+            version: 13,
+            name: "tenants, and weighted fair fetching across them",
+            statements: [
+                // A tenant is a namespace with settings; a namespace without a row has the defaults.
+                """
+                CREATE TABLE {schema}.tenants (
+                    name       text             PRIMARY KEY,
+                    weight     double precision NOT NULL DEFAULT 1 CHECK (weight > 0 AND weight <= 10000),
+                    updated_at timestamptz      NOT NULL DEFAULT now(),
+                    updated_by text
+                )
+                """,
+                // A fair queue shares its fetches among the namespaces that have jobs available, by weight.
+                "ALTER TABLE {schema}.queues ADD COLUMN fair boolean NOT NULL DEFAULT false",
+                // Each namespace's virtual time in each fair queue: it advances by 1 / weight per job leased, and a
+                // fetch serves the namespaces whose next job would finish earliest (stride scheduling). A fetch
+                // locks the rows of the namespaces it serves (SKIP LOCKED), so fetches of one queue serve different
+                // namespaces at once instead of waiting on each other.
+                """
+                CREATE TABLE {schema}.fair_shares (
+                    queue     text             NOT NULL,
+                    namespace text             NOT NULL,
+                    pass      double precision NOT NULL DEFAULT 0,
+                    PRIMARY KEY (queue, namespace)
+                )
+                """,
+                // The available jobs of each namespace in its queue's order. A lease writes no entry here (the
+                // leased row is not available), so only enqueues and retries pay for it.
+                """
+                CREATE INDEX jobs_fair ON {schema}.jobs (queue, namespace, priority, run_at, id)
+                    WHERE state = 'available'
+                """,
+                "ALTER TABLE {schema}.events DROP CONSTRAINT events_subject_check",
+                """
+                ALTER TABLE {schema}.events ADD CONSTRAINT events_subject_check
+                    CHECK (subject IN ('job', 'queue', 'workflow', 'schedule', 'pool', 'tenant'))
+                """,
+                Self.fairPick,
+                Self.fairFetchJobs,
+            ]
+        ),
     ]
 
     /// The fetch of migration 12: as migration 7's for a queue without a limit; for a limited queue it first takes
@@ -680,6 +722,226 @@ enum Migrations {
         END
         $$
         """
+
+    /// Picks and locks up to `p_limit` available jobs of a fair queue, shared among its namespaces by weight, and
+    /// advances the virtual time of each namespace it took jobs from.
+    ///
+    /// Each namespace with jobs available is found with one probe of jobs_fair (a loose index scan), so the cost
+    /// grows with the namespaces waiting, never with their jobs. A namespace alone takes the whole fetch in the
+    /// queue's order. A namespace that comes back after waiting nothing starts at most one fetch behind the
+    /// leader (`v_top - p_limit / weight`): it is served in the next fetch, yet cannot claim the time it was idle.
+    private static let fairPick = """
+        CREATE FUNCTION {schema}.fair_pick(p_queue text, p_limit integer)
+        RETURNS SETOF bigint
+        LANGUAGE plpgsql
+        SET plan_cache_mode = force_generic_plan
+        SET enable_seqscan = off SET enable_bitmapscan = off
+        SET enable_hashjoin = off SET enable_mergejoin = off
+        AS $$
+        #variable_conflict use_column
+        DECLARE
+            v_active text[];
+            v_groups text[];
+            v_passes double precision[];
+            v_top double precision;
+            v_ids bigint[];
+            v_of text[];
+        BEGIN
+            WITH RECURSIVE waiting(namespace) AS (
+                (SELECT c.namespace FROM {schema}.jobs c
+                 WHERE c.state = 'available' AND c.queue = p_queue
+                 ORDER BY c.namespace LIMIT 1)
+                UNION ALL
+                SELECT (SELECT c.namespace FROM {schema}.jobs c
+                        WHERE c.state = 'available' AND c.queue = p_queue AND c.namespace > w.namespace
+                        ORDER BY c.namespace LIMIT 1)
+                FROM waiting w WHERE w.namespace IS NOT NULL
+            )
+            SELECT array_agg(w.namespace) INTO v_active FROM waiting w WHERE w.namespace IS NOT NULL;
+            IF v_active IS NULL THEN
+                RETURN;
+            END IF;
+            IF cardinality(v_active) = 1 THEN
+                RETURN QUERY
+                SELECT c.id FROM {schema}.jobs c
+                WHERE c.state = 'available' AND c.queue = p_queue AND c.run_at <= now()
+                ORDER BY c.priority, c.run_at, c.id
+                LIMIT p_limit
+                FOR UPDATE SKIP LOCKED;
+                RETURN;
+            END IF;
+            INSERT INTO {schema}.fair_shares (queue, namespace)
+            SELECT p_queue, a FROM unnest(v_active) AS a
+            ON CONFLICT DO NOTHING;
+            -- The namespaces that another fetch is serving are left to it. When it serves them all, this fetch
+            -- waits for one of them rather than return nothing while jobs wait.
+            FOR i IN 1..2 LOOP
+                SELECT array_agg(f.namespace), array_agg(f.pass) INTO v_groups, v_passes
+                FROM (
+                    SELECT f.namespace, f.pass FROM {schema}.fair_shares f
+                    WHERE f.queue = p_queue AND f.namespace = ANY(v_active)
+                    ORDER BY f.namespace
+                    FOR UPDATE SKIP LOCKED
+                ) AS f;
+                EXIT WHEN v_groups IS NOT NULL;
+                PERFORM 1 FROM {schema}.fair_shares f
+                WHERE f.queue = p_queue AND f.namespace = v_active[1]
+                FOR UPDATE;
+            END LOOP;
+            SELECT max(f.pass) INTO v_top
+            FROM {schema}.fair_shares f WHERE f.queue = p_queue AND f.namespace = ANY(v_active);
+            WITH served AS (
+                SELECT u.namespace, coalesce(t.weight, 1) AS weight,
+                       greatest(u.pass, v_top - p_limit / coalesce(t.weight, 1)) AS pass
+                FROM unnest(v_groups, v_passes) AS u(namespace, pass)
+                LEFT JOIN {schema}.tenants t ON t.name = u.namespace
+            ),
+            candidates AS (
+                SELECT c.id, g.namespace,
+                       g.pass + (row_number() OVER (PARTITION BY g.namespace
+                                                    ORDER BY c.priority, c.run_at, c.id)) / g.weight AS finish
+                FROM served g
+                CROSS JOIN LATERAL (
+                    SELECT c.id, c.priority, c.run_at FROM {schema}.jobs c
+                    WHERE c.state = 'available' AND c.queue = p_queue AND c.namespace = g.namespace
+                      AND c.run_at <= now()
+                    ORDER BY c.priority, c.run_at, c.id
+                    LIMIT p_limit
+                ) AS c
+            ),
+            chosen AS (
+                SELECT d.id FROM candidates d ORDER BY d.finish, d.namespace, d.id LIMIT p_limit
+            ),
+            locked AS (
+                SELECT j.id, j.namespace FROM {schema}.jobs j
+                WHERE j.id IN (SELECT chosen.id FROM chosen) AND j.state = 'available'
+                FOR UPDATE OF j SKIP LOCKED
+            )
+            SELECT array_agg(l.id), array_agg(l.namespace) INTO v_ids, v_of FROM locked l;
+            IF v_ids IS NULL THEN
+                RETURN;
+            END IF;
+            UPDATE {schema}.fair_shares f
+            SET pass = greatest(f.pass, v_top - p_limit / coalesce(t.weight, 1)) + n.taken / coalesce(t.weight, 1)
+            FROM (SELECT o AS namespace, count(*) AS taken FROM unnest(v_of) AS o GROUP BY o) AS n
+            LEFT JOIN {schema}.tenants t ON t.name = n.namespace
+            WHERE f.queue = p_queue AND f.namespace = n.namespace;
+            RETURN QUERY SELECT unnest(v_ids);
+        END
+        $$
+        """
+
+    /// The fetch of migration 13: as migration 12's, except that a fair queue picks its jobs with fair_pick. The
+    /// picked jobs are locked by an earlier statement, so the lease, whose snapshot is taken after it, sees them all.
+    private static let fairFetchJobs: String = {
+        let returning = """
+            RETURNING j.id, j.kind, j.queue, j.namespace, j.args::text AS args, j.attempt, j.max_attempts,
+                          j.lease_token, coalesce(j.timeout_ms, -1) AS timeout_ms, j.tags
+            """
+        func picked(_ limit: String) -> String {
+            """
+            SELECT c.id
+                    FROM {schema}.jobs c
+                    WHERE c.state = 'available' AND c.queue = p_queue AND c.run_at <= now()
+                    ORDER BY c.priority, c.run_at, c.id
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+            """
+        }
+        return """
+            CREATE OR REPLACE FUNCTION {schema}.fetch_jobs(p_queue text, p_limit integer, p_owner text, p_lease_ms bigint)
+            RETURNS TABLE (id bigint, kind text, queue text, namespace text, args text, attempt integer,
+                           max_attempts integer, lease_token bigint, timeout_ms bigint, tags text[])
+            \(Self.indexOnlyPlan)
+            #variable_conflict use_column
+            DECLARE
+                v_paused boolean;
+                v_fair boolean;
+                v_max integer;
+                v_slots integer[];
+                v_over integer;
+                v_ids bigint[];
+            BEGIN
+                SELECT q.paused_at IS NOT NULL, q.fair, q.max_running INTO v_paused, v_fair, v_max
+                FROM {schema}.queues q WHERE q.name = p_queue;
+                IF v_paused THEN
+                    RETURN;
+                END IF;
+                IF v_max IS NULL THEN
+                    IF v_fair THEN
+                        v_ids := ARRAY(SELECT {schema}.fair_pick(p_queue, p_limit));
+                        RETURN QUERY
+                        WITH picked AS (SELECT unnest(v_ids) AS id)
+                        \(Self.leasePicked)
+                        \(returning);
+                        RETURN;
+                    END IF;
+                    RETURN QUERY
+                    WITH picked AS (
+                        \(picked("p_limit"))
+                    )
+                    \(Self.leasePicked)
+                    \(returning);
+                    RETURN;
+                END IF;
+                -- An idle poll of a limited queue locks no slot.
+                IF NOT EXISTS (
+                    SELECT 1 FROM {schema}.jobs c WHERE c.state = 'available' AND c.queue = p_queue AND c.run_at <= now()
+                ) THEN
+                    RETURN;
+                END IF;
+                SELECT array_agg(f.slot) INTO v_slots
+                FROM (
+                    SELECT s.slot
+                    FROM {schema}.queue_slots s
+                    WHERE s.queue = p_queue AND s.slot <= v_max
+                      AND NOT \(Self.slotHeld)
+                    ORDER BY s.slot
+                    LIMIT p_limit
+                    FOR UPDATE OF s SKIP LOCKED
+                ) AS f;
+                IF v_slots IS NULL THEN
+                    RETURN;
+                END IF;
+                SELECT array_agg(s.slot ORDER BY s.slot) INTO v_slots
+                FROM {schema}.queue_slots s
+                WHERE s.queue = p_queue AND s.slot = ANY(v_slots)
+                  AND NOT \(Self.slotHeld);
+                SELECT count(*) INTO v_over
+                FROM {schema}.queue_slots s
+                WHERE s.queue = p_queue AND s.slot > v_max
+                  AND \(Self.slotHeld);
+                v_slots := v_slots[1:coalesce(cardinality(v_slots), 0) - v_over];
+                IF coalesce(cardinality(v_slots), 0) = 0 THEN
+                    RETURN;
+                END IF;
+                IF v_fair THEN
+                    v_ids := ARRAY(SELECT {schema}.fair_pick(p_queue, cardinality(v_slots)));
+                ELSE
+                    v_ids := ARRAY(\(picked("cardinality(v_slots)")));
+                END IF;
+                RETURN QUERY
+                WITH picked AS (SELECT unnest(v_ids) AS id),
+                leased AS (
+                    \(Self.leasePicked)
+                    \(returning)
+                ),
+                numbered AS (
+                    SELECT l.*, row_number() OVER () AS n FROM leased l
+                ),
+                held AS (
+                    UPDATE {schema}.queue_slots s
+                    SET job_id = n.id, lease_token = n.lease_token
+                    FROM numbered n
+                    WHERE s.queue = p_queue AND s.slot = v_slots[n.n::integer]
+                )
+                SELECT n.id, n.kind, n.queue, n.namespace, n.args, n.attempt, n.max_attempts, n.lease_token,
+                       n.timeout_ms, n.tags
+                FROM numbered n;
+            END
+            $$
+            """
+    }()
 
     /// Moves due scheduled and retryable jobs to available, at most `p_limit` of them, oldest run time first, and
     /// wakes the workers of their queues; returns how many it moved, the notifications sent, and in how many

@@ -213,13 +213,16 @@ extension PostgresJobStore {
             PostgresQuery(unsafeSQL: self.statements.pausedQueues, binds: binds),
             logger: logger
         )
-        for try await (name, pausedAt, pausedBy, maxRunning) in paused.decode((String, Date?, String?, Int?).self) {
+        for try await (name, pausedAt, pausedBy, maxRunning, fair) in paused.decode(
+            (String, Date?, String?, Int?, Bool).self
+        ) {
             infos[name] = QueueInfo(
                 name: name,
                 isPaused: pausedAt != nil,
                 pausedAt: pausedAt,
                 pausedBy: pausedBy,
                 maxRunning: maxRunning,
+                isFair: fair,
                 counts: [:]
             )
         }

@@ -224,13 +224,17 @@ extension PostgresJobStore {
             binds.append(job.runAt)
             binds.append(job.id.rawValue)
             binds.append(max(1, limit))
-            // Through the index of available jobs, in fetch order, stopping at `limit`.
+            binds.append(job.namespace)
+            // Through the index of available jobs, in fetch order, stopping at `limit`. In a fair queue only the
+            // jobs of the same namespace are ahead: the others are in other tenants' shares.
             let rows = try await self.client.query(
                 PostgresQuery(
                     unsafeSQL: """
                         SELECT count(*) FROM (
                             SELECT 1 FROM \(self.schema.quoted).jobs
                             WHERE state = 'available' AND queue = $1 AND (priority, run_at, id) < ($2, $3, $4)
+                              AND (namespace = $6
+                                   OR NOT coalesce((SELECT fair FROM \(self.schema.quoted).queues WHERE name = $1), false))
                             LIMIT $5
                         ) ahead
                         """,

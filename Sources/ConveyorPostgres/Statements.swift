@@ -279,7 +279,7 @@ struct Statements: Sendable {
             SELECT queue, state, count(*), (SELECT count(*) FROM dead) >= $2 FROM dead GROUP BY queue, state
             """
         self.pausedQueues =
-            "SELECT name, paused_at, paused_by, max_running FROM \(s).queues WHERE $1 = '' OR name = $1"
+            "SELECT name, paused_at, paused_by, max_running, fair FROM \(s).queues WHERE $1 = '' OR name = $1"
 
         self.runnableCounts = """
             SELECT queue, count(*)

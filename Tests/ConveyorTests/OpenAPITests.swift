@@ -149,7 +149,7 @@ import Testing
             ("Error", #"null"#, false),
             (
                 "Queue",
-                #"{"name": "q", "paused": false, "paused_at": null, "paused_by": null, "max_running": 5, "counts": {"available": 1000, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": ["available"]}"#,
+                #"{"name": "q", "paused": false, "paused_at": null, "paused_by": null, "max_running": 5, "fair": false, "counts": {"available": 1000, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, "capped": ["available"]}"#,
                 true
             ),
             (
@@ -226,6 +226,7 @@ import Testing
         registry.register(workflow: StepThenSignal(counter: StepCounter()))
         registry.register(workflow: WaitsForever())
         try await db.client.queues.pause("held", by: "test")
+        try await db.client.tenants.set("oa-tenant", weight: 2)
         try await db.client.limits.set(EnqueueLimit(scope: .queue, name: "limited", perSecond: 0.001, burst: 1))
         try await db.client.schedules.define(
             try CronSchedule("oa-nightly", cron: "0 3 * * *", timeZone: "Europe/Berlin", job: Echo(value: 3))
@@ -345,6 +346,32 @@ import Testing
                         )
                     case "removeQueueConcurrency":
                         try await checker.probe(route, "/queues/spare/concurrency")
+                    case "setQueueFairness":
+                        let fair = try await checker.probe(route, "/queues/spare/fairness", body: #"{"fair": true}"#)
+                        #expect((fair as? [String: Any])?["fair"] as? Bool == true)
+                        try await checker.probe(
+                            route,
+                            "/queues/spare/fairness",
+                            body: #"{"fair": "yes"}"#,
+                            validateRequest: false,
+                            expect: .badRequest
+                        )
+                    case "listTenants":
+                        let tenants = try await checker.probe(route, "/tenants")
+                        #expect(((tenants as? [String: Any])?["tenants"] as? [Any])?.count == 1)
+                    case "setTenant":
+                        let tenant = try await checker.probe(route, "/tenants/acme", body: #"{"weight": 2.5}"#)
+                        #expect((tenant as? [String: Any])?["weight"] as? Double == 2.5)
+                        try await checker.probe(
+                            route,
+                            "/tenants/acme",
+                            body: #"{"weight": 0}"#,
+                            validateRequest: false,
+                            expect: .badRequest
+                        )
+                    case "removeTenant":
+                        try await checker.probe(route, "/tenants/oa-tenant")
+                        try await checker.probe(route, "/tenants/oa-tenant", expect: .notFound)
                     case "listPools":
                         let pools = try await checker.probe(route, "/pools")
                         #expect(((pools as? [String: Any])?["pools"] as? [Any])?.isEmpty == false)

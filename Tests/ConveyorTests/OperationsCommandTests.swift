@@ -159,4 +159,36 @@ import FoundationNetworking
         #expect(missing.status == 1)
         #expect(missing.errors.contains("JOB_NOT_FOUND"))
     }
+
+    @Test("tenants set, list and remove a tenant's weight; queues fair turns fairness on and off")
+    func tenantsAndFairQueues() async throws {
+        let db = try TestDatabase.get()
+        let set = try await WorkflowCommandTests.conveyor(db, ["tenants", "set", "acme", "--weight", "2.5"])
+        #expect(set.status == 0, "\(set.errors)")
+        #expect(set.output == "tenant acme has weight 2.5\n")
+        #expect(try await db.client.tenants.get("acme")?.weight == 2.5)
+        let listed = try await WorkflowCommandTests.conveyor(db, ["tenants"])
+        #expect(listed.output.contains("acme"), "\(listed.output)")
+        #expect(listed.output.contains("by cli:"), "\(listed.output)")
+        let json = try await WorkflowCommandTests.conveyor(db, ["tenants", "list", "--json"])
+        #expect(json.output.contains(#""weight":2.5"#), "\(json.output)")
+        let bad = try await WorkflowCommandTests.conveyor(db, ["tenants", "set", "acme", "--weight", "0"])
+        #expect(bad.status == 1)
+        #expect(bad.errors.contains("INVALID_WEIGHT"), "\(bad.errors)")
+        #expect(try await db.client.tenants.get("acme")?.weight == 2.5)
+        let removed = try await WorkflowCommandTests.conveyor(db, ["tenants", "remove", "acme"])
+        #expect(removed.output == "tenant acme has the defaults again\n")
+        #expect(try await db.client.tenants.get("acme") == nil)
+
+        let fair = try await WorkflowCommandTests.conveyor(db, ["queues", "fair", "reports", "--on"])
+        #expect(fair.status == 0, "\(fair.errors)")
+        #expect(try await db.client.queues.get("reports")?.isFair == true)
+        let queues = try await WorkflowCommandTests.conveyor(db, ["queues"])
+        #expect(queues.output.contains("reports shares its fetches among tenants by weight"), "\(queues.output)")
+        let neither = try await WorkflowCommandTests.conveyor(db, ["queues", "fair", "reports"])
+        #expect(neither.status == 1)
+        #expect(neither.errors.contains("INVALID_OPTION"))
+        _ = try await WorkflowCommandTests.conveyor(db, ["queues", "fair", "reports", "--off"])
+        #expect(try await db.client.queues.get("reports")?.isFair == false)
+    }
 }

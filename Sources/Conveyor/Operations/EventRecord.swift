@@ -9,8 +9,10 @@ public enum EventSubject: Sendable, Hashable {
     case schedule(String)
     /// A worker pool, by name.
     case pool(String)
+    /// A tenant (a namespace with settings), by name.
+    case tenant(String)
 
-    /// The subject's kind as stored: `job`, `queue`, `workflow`, `schedule` or `pool`.
+    /// The subject's kind as stored: `job`, `queue`, `workflow`, `schedule`, `pool` or `tenant`.
     public var kind: String {
         switch self {
         case .job: "job"
@@ -18,10 +20,11 @@ public enum EventSubject: Sendable, Hashable {
         case .workflow: "workflow"
         case .schedule: "schedule"
         case .pool: "pool"
+        case .tenant: "tenant"
         }
     }
 
-    /// The subject's id as stored (a job id in decimal, a queue name, a run id, a schedule or pool name).
+    /// The subject's id as stored (a job id in decimal, a queue name, a run id, a schedule, pool or tenant name).
     public var id: String {
         switch self {
         case .job(let id): "\(id.rawValue)"
@@ -29,6 +32,7 @@ public enum EventSubject: Sendable, Hashable {
         case .workflow(let id): id.rawValue
         case .schedule(let name): name
         case .pool(let name): name
+        case .tenant(let name): name
         }
     }
 }
@@ -60,6 +64,10 @@ public struct EventRecord: Sendable, Hashable {
         case defined
         /// A queue's concurrency limit was set or removed (`details.max_running`: the limit, or `none`).
         case limitChanged = "limit_changed"
+        /// A queue was made fair or first-come (`details.fair`: `true` or `false`).
+        case fairnessChanged = "fairness_changed"
+        /// A tenant's settings were set (`details.weight`) or removed (`details.weight`: `default`).
+        case settingsChanged = "settings_changed"
     }
 
     public var id: Int64

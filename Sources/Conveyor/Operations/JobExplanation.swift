@@ -198,7 +198,11 @@ private struct Explainer {
         }
         let slots = serving.reduce(0) { $0 + ($1.queues[queue] ?? 0) }
         let busy = self.facts.queue?.counts[.running] ?? 0
-        let ahead = self.facts.ahead == 0 ? "next in line" : "\(self.facts.ahead) ahead of it"
+        var ahead = self.facts.ahead == 0 ? "next in line" : "\(self.facts.ahead) ahead of it"
+        if self.facts.queue?.isFair == true {
+            self.fields["fair"] = "true"
+            ahead += " in tenant \(self.job.namespace)'s share"
+        }
         if let limit = self.facts.queue?.maxRunning, busy >= limit {
             self.fields["max_running"] = "\(limit)"
             self.fields["running"] = "\(busy)"

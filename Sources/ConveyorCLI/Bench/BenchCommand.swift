@@ -10,8 +10,8 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract:
-            "Measure the DESIGN.md workloads (W1 drain, W2 latency, W3 workflows, W4 scale, W5 sustained, W8 faults, W9 scheduled, "
-            + "idle cost).",
+            "Measure the DESIGN.md workloads (W1 drain, W2 latency, W3 workflows, W4 scale, W5 sustained, W6 fairness, "
+            + "W8 faults, W9 scheduled, idle cost).",
         discussion: """
             Starts a private PostgreSQL with the benchmark settings (fsync and synchronous_commit on, \
             shared_buffers=1GB, max_connections=200) unless --database-url or DATABASE_URL is given. Workers run \
@@ -26,7 +26,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(
         parsing: .upToNextOption,
         help: """
-            Workloads to run: w1 w1d (W1 beside the dashboard) w1l (W1 under a queue concurrency limit) w2 w3 w4 w5 \
+            Workloads to run: w1 w1d (W1 beside the dashboard) w1l (W1 under a queue concurrency limit) w1f (W1 in \
+            a fair queue over --fair-tenants tenants, under the limit too) w2 w3 w4 w5 w5f (W5 in a fair queue) w6 \
             w8 w9 idle, or all (default: w1 w2 idle).
             """
     )
@@ -47,6 +48,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "W5 enqueue rate, jobs/s.") var rate: Int = 1000
     @Option(help: "W5 duration in seconds.") var duration: Int = 60
     @Option(help: "W5 tenants the jobs are spread over.") var tenants: Int = 100
+    @Option(help: "W1f tenants the jobs are spread over.") var fairTenants: Int = 10
+    @Option(help: "W6 backlog per unit of weight (tenants of weight 1, 2 and 3).") var fairJobs: Int = 20_000
     @Option(help: "Idle measurement window in seconds.") var idleSeconds: Int = 20
     @Option(help: "W8 immediate restarts of the private server during the drain.") var restarts: Int = 5
     @Option(help: "W8 jobs in the drain.") var faultJobs: Int = 100_000
@@ -91,20 +94,22 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     private func validateOptions() throws {
-        let known: Set = ["w1", "w1d", "w1l", "w2", "w3", "w4", "w5", "w8", "w9", "idle", "all"]
+        let known = Set(Self.allWorkloads + ["all"])
         for workload in self.workloads where !known.contains(workload) {
             throw ConveyorError(
                 .invalidOption,
-                "unknown workload \(workload); use w1 w1d w1l w2 w3 w4 w5 w8 w9 idle or all"
+                "unknown workload \(workload); use \(Self.allWorkloads.joined(separator: " ")) or all"
             )
         }
         guard self.runs >= 1, self.jobs >= 1, self.slots >= 1, self.processes >= 1, self.samples >= 1,
             self.rate >= 1, self.duration >= 1, self.tenants >= 1, self.restarts >= 1, self.faultJobs >= 1,
-            self.scheduled >= 1
+            self.scheduled >= 1, self.fairTenants >= 1, self.fairJobs >= 5
         else {
             throw ConveyorError(.invalidOption, "counts, rates and durations must be positive")
         }
     }
+
+    static let allWorkloads = ["w1", "w1d", "w1l", "w1f", "w2", "w3", "w4", "w5", "w5f", "w6", "w8", "w9", "idle"]
 
     private func status(_ line: String) {
         if !self.json {
@@ -134,8 +139,7 @@ struct BenchCommand: AsyncParsableCommand {
             try await environment.dropBenchSchemas()
             let workloads = BenchWorkloads(environment: environment, jobs: self.jobs, processes: self.processes)
             let selected = Set(
-                self.workloads.contains("all")
-                    ? ["w1", "w1d", "w1l", "w2", "w3", "w4", "w5", "w8", "w9", "idle"] : self.workloads
+                self.workloads.contains("all") ? Self.allWorkloads : self.workloads
             )
             var report = BenchReport(
                 machine: BenchReport.Machine.current(),
@@ -149,20 +153,22 @@ struct BenchCommand: AsyncParsableCommand {
             var prefilled: BenchWorkloads.PrefilledSchema?
             for run in 1...self.runs {
                 var figures: [Measurement] = []
-                // W1, W1d and W1l take turns going first, and each starts without the others' tables: a later
+                // W1, W1d, W1l and W1f take turns going first, and each starts without the others' tables: a later
                 // drain otherwise shares the machine with autovacuum working through an earlier one's rows.
-                let drains = ["w1", "w1d", "w1l"].filter { selected.contains($0) }
+                let drains = ["w1", "w1d", "w1l", "w1f"].filter { selected.contains($0) }
                 for drain in run % 2 == 1 ? drains : drains.reversed() {
                     let what =
                         switch drain {
                         case "w1d": "W1 drain beside the dashboard refreshed every second"
                         case "w1l": "W1 drain under a concurrency limit of \(self.queueLimit)"
+                        case "w1f": "W1 drain, fair over \(self.fairTenants) tenants, limit \(self.queueLimit)"
                         default: "W1 drain of \(self.jobs) jobs"
                         }
                     self.status("run \(run)/\(self.runs): \(what) …")
                     figures += try await workloads.drain(
                         dashboard: drain == "w1d",
-                        concurrencyLimit: drain == "w1l" ? self.queueLimit : nil
+                        concurrencyLimit: drain == "w1l" || drain == "w1f" ? self.queueLimit : nil,
+                        fairTenants: drain == "w1f" ? self.fairTenants : nil
                     )
                     if drains.count > 1 { try await environment.dropBenchSchemas(except: prefilled?.schema) }
                 }
@@ -190,13 +196,21 @@ struct BenchCommand: AsyncParsableCommand {
                     self.status("run \(run)/\(self.runs): W4 drain with \(table.rows) finished jobs in the table …")
                     figures += try await workloads.drain(in: table)
                 }
-                if selected.contains("w5") {
-                    self.status("run \(run)/\(self.runs): W5 \(self.rate) jobs/s for \(self.duration) s …")
+                for fair in [false, true] where selected.contains(fair ? "w5f" : "w5") {
+                    let what = fair ? "W5 in a fair queue" : "W5"
+                    self.status("run \(run)/\(self.runs): \(what) \(self.rate) jobs/s for \(self.duration) s …")
                     figures += try await workloads.sustained(
                         rate: self.rate,
                         duration: .seconds(self.duration),
-                        tenants: self.tenants
+                        tenants: self.tenants,
+                        fair: fair
                     )
+                }
+                if selected.contains("w6") {
+                    self.status(
+                        "run \(run)/\(self.runs): W6 fairness, \(self.fairJobs * 6) jobs over weights 1, 2, 3 …"
+                    )
+                    figures += try await workloads.fairness(perWeight: self.fairJobs)
                 }
                 if selected.contains("idle") {
                     self.status("run \(run)/\(self.runs): idle worker for \(self.idleSeconds) s …")

@@ -40,19 +40,26 @@ struct BenchWorkloads: Sendable {
     /// With `dashboard`, the admin API serves the schema from this process during the drain and the dashboard's
     /// overview is refreshed every second (``BenchDashboard``); the drain's figures and its CPU are reported then.
     ///
-    /// With `concurrencyLimit`, the bench queue has that limit across every worker (W1l).
+    /// With `concurrencyLimit`, the bench queue has that limit across every worker (W1l). With `fairTenants`, the
+    /// queue is fair and the jobs are spread over that many tenants, one after another (W1f, with a limit too).
     func drain(
         in prefilled: PrefilledSchema? = nil,
         dashboard: Bool = false,
-        concurrencyLimit: Int? = nil
+        concurrencyLimit: Int? = nil,
+        fairTenants: Int? = nil
     ) async throws -> [Measurement] {
         let env = self.environment
         let (schema, client) =
             if let prefilled { (prefilled.schema, prefilled.client) } else { try await env.freshSchema("w1") }
         let prefix =
-            prefilled != nil ? "W4" : dashboard ? "W1 with dashboard" : concurrencyLimit != nil ? "W1 limited" : "W1"
+            if prefilled != nil { "W4" } else if dashboard { "W1 with dashboard" } else if fairTenants != nil {
+                "W1 fair and limited"
+            } else if concurrencyLimit != nil { "W1 limited" } else { "W1" }
         if let concurrencyLimit {
             try await client.queues.setConcurrencyLimit("bench", maxRunning: concurrencyLimit)
+        }
+        if fairTenants != nil {
+            try await client.queues.setFairness("bench", true)
         }
         if prefilled != nil {
             // Every W4 run starts from a vacuumed, analyzed table (the prefill's dead rows, or the previous run's,
@@ -66,7 +73,13 @@ struct BenchWorkloads: Sendable {
         let batchSize = 1000
         let enqueueCPU = (postgres: ProcessCPU.postgresSeconds(), bench: ProcessCPU.seconds(pid: getpid()))
         let start = clock.now
-        try await Self.enqueueNoops(self.jobs, inBatchesOf: batchSize, queue: "bench", client: client)
+        try await Self.enqueueNoops(
+            self.jobs,
+            inBatchesOf: batchSize,
+            queue: "bench",
+            namespaces: fairTenants ?? 1,
+            client: client
+        )
         let enqueueSeconds = (clock.now - start).inSeconds
         let enqueuePostgresCPU = ProcessCPU.postgresSeconds() - enqueueCPU.postgres
         let enqueueBenchCPU = ProcessCPU.seconds(pid: getpid()) - enqueueCPU.bench
@@ -136,7 +149,7 @@ struct BenchWorkloads: Sendable {
                 Measurement(name: "\(prefix): overview refreshes", unit: "", value: Double(refreshes)),
             ]
         }
-        if prefilled == nil {
+        if prefilled == nil && fairTenants == nil {
             // One job per call and per transaction, from one task: what an app's request handler does.
             let singles = min(2000, self.jobs)
             let singleStart = clock.now
@@ -187,20 +200,37 @@ struct BenchWorkloads: Sendable {
         return figures
     }
 
-    /// Enqueues `count` no-op jobs on `queue`, one call (and transaction) per batch, one call after another.
+    /// Enqueues `count` no-op jobs on `queue`, one call (and transaction) per batch, one call after another: in
+    /// `namespace`, or spread over `namespaces` tenants (`tenant-0`, `tenant-1`, …) in turn.
     static func enqueueNoops(
         _ count: Int,
         inBatchesOf batchSize: Int,
         queue: String,
+        namespace: String? = nil,
+        namespaces: Int = 1,
         client: ConveyorClient
     ) async throws {
         var remaining = count
         while remaining > 0 {
             let batch = min(batchSize, remaining)
-            try await client.jobs.enqueue(
-                contentsOf: Array(repeating: BenchJobs.Noop(), count: batch),
-                options: .init(queue: queue)
-            )
+            if namespaces > 1 {
+                try await client.jobs.enqueue(
+                    (0..<batch).map { index in
+                        JobRequest(
+                            BenchJobs.Noop(),
+                            options: .init(
+                                queue: queue,
+                                namespace: "tenant-\((count - remaining + index) % namespaces)"
+                            )
+                        )
+                    }
+                )
+            } else {
+                try await client.jobs.enqueue(
+                    contentsOf: Array(repeating: BenchJobs.Noop(), count: batch),
+                    options: .init(queue: queue, namespace: namespace)
+                )
+            }
             remaining -= batch
         }
     }
@@ -315,10 +345,13 @@ struct BenchWorkloads: Sendable {
 
     // MARK: W5
 
-    /// W5 sustained: `rate` jobs/s for `duration`, spread over `tenants` tenants, while the workers run.
-    func sustained(rate: Int, duration: Duration, tenants: Int) async throws -> [Measurement] {
+    /// W5 sustained: `rate` jobs/s for `duration`, spread over `tenants` tenants, while the workers run; with
+    /// `fair`, in a fair queue (W5f).
+    func sustained(rate: Int, duration: Duration, tenants: Int, fair: Bool = false) async throws -> [Measurement] {
         let env = self.environment
+        let prefix = fair ? "W5 fair" : "W5"
         let (schema, client) = try await env.freshSchema("w5")
+        if fair { try await client.queues.setFairness("bench", true) }
         let file = NSTemporaryDirectory() + "conveyor-bench-\(schema).txt"
         defer { try? FileManager.default.removeItem(atPath: file) }
         // Starts without the previous workloads' checkpoint pending; checkpoints of its own run fall where they do.
@@ -380,17 +413,129 @@ struct BenchWorkloads: Sendable {
         let secondHalf = backlog.suffix(backlog.count - half).reduce(0, +) / Double(max(backlog.count - half, 1))
         return [
             Measurement(
-                name: "W5 achieved enqueue rate",
+                name: "\(prefix) achieved enqueue rate",
                 unit: "jobs/s",
                 value: Double(jobs.count) / max(duration.inSeconds, 1e-9)
             ),
-            Measurement(name: "W5 enqueue → start p50", unit: "ms", value: started.percentile(0.50)),
-            Measurement(name: "W5 enqueue → start p99", unit: "ms", value: started.percentile(0.99)),
-            Measurement(name: "W5 enqueue → completed p50", unit: "ms", value: completedLatencies.percentile(0.50)),
-            Measurement(name: "W5 enqueue → completed p99", unit: "ms", value: completedLatencies.percentile(0.99)),
-            Measurement(name: "W5 backlog, first half mean", unit: "jobs", value: firstHalf),
-            Measurement(name: "W5 backlog, second half mean", unit: "jobs", value: secondHalf),
-            Measurement(name: "W5 backlog max", unit: "jobs", value: backlog.max() ?? 0),
+            Measurement(name: "\(prefix) enqueue → start p50", unit: "ms", value: started.percentile(0.50)),
+            Measurement(name: "\(prefix) enqueue → start p99", unit: "ms", value: started.percentile(0.99)),
+            Measurement(
+                name: "\(prefix) enqueue → completed p50",
+                unit: "ms",
+                value: completedLatencies.percentile(0.50)
+            ),
+            Measurement(
+                name: "\(prefix) enqueue → completed p99",
+                unit: "ms",
+                value: completedLatencies.percentile(0.99)
+            ),
+            Measurement(name: "\(prefix) backlog, first half mean", unit: "jobs", value: firstHalf),
+            Measurement(name: "\(prefix) backlog, second half mean", unit: "jobs", value: secondHalf),
+            Measurement(name: "\(prefix) backlog max", unit: "jobs", value: backlog.max() ?? 0),
+        ]
+    }
+
+    // MARK: W6
+
+    /// W6 fairness: tenants with weights 1, 2 and 3 in a fair queue, each with a backlog of `perWeight` jobs per
+    /// unit of weight, drained by the worker processes. Reports each tenant's share of the jobs started while all
+    /// three still had jobs waiting (until the first ran out), and how many jobs were leased between a fourth
+    /// tenant's single job's enqueue, made once a fifth of the backlog ran, and its start.
+    func fairness(perWeight: Int) async throws -> [Measurement] {
+        let env = self.environment
+        let (schema, client) = try await env.freshSchema("w6")
+        try await client.queues.setFairness("bench", true)
+        let weights = [1, 2, 3]
+        for weight in weights {
+            try await client.tenants.set("tenant-\(weight)", weight: Double(weight))
+            try await Self.enqueueNoops(
+                perWeight * weight,
+                inBatchesOf: 1000,
+                queue: "bench",
+                namespace: "tenant-\(weight)",
+                client: client
+            )
+        }
+        // A job a fifth of the way into the lightest tenant's backlog: its lease says the drain is well under way.
+        let marker =
+            try await env.scalar(
+                "SELECT min(id)::float8 FROM {schema}.jobs WHERE namespace = 'tenant-1'",
+                schema: schema
+            ) + Double(perWeight / 5)
+        try await env.postgres.query(PostgresQuery(unsafeSQL: "CHECKPOINT"))
+        let workers = try env.startWorkers(self.processes, schema: schema)
+        defer { workers.forEach { $0.stop() } }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(600)
+        while try await env.scalar(
+            "SELECT count(*)::float8 FROM {schema}.jobs WHERE id = \(Int64(marker)) AND state = 'available'",
+            schema: schema
+        ) > 0, clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let quiet = try await client.jobs.enqueue(
+            BenchJobs.Noop(),
+            options: .init(queue: "bench", namespace: "tenant-quiet")
+        )
+        try await env.waitDrained(schema)
+        // The window: from the first lease until the first tenant's last one.
+        let until = """
+            (SELECT min(last) FROM (
+                SELECT max(attempted_at) AS last FROM {schema}.jobs
+                WHERE namespace IN ('tenant-1', 'tenant-2', 'tenant-3') GROUP BY namespace) AS ends)
+            """
+        var started: [Double] = []
+        for weight in weights {
+            started.append(
+                try await env.scalar(
+                    """
+                    SELECT count(*)::float8 FROM {schema}.jobs
+                    WHERE namespace = 'tenant-\(weight)' AND attempted_at <= \(until)
+                    """,
+                    schema: schema
+                )
+            )
+        }
+        let window = try await env.scalar(
+            "SELECT extract(epoch FROM \(until) - min(attempted_at))::float8 FROM {schema}.jobs",
+            schema: schema
+        )
+        let before = try await env.scalar(
+            """
+            SELECT count(*)::float8 FROM {schema}.jobs j, {schema}.jobs q
+            WHERE q.id = \(quiet.id.rawValue) AND j.id <> q.id
+              AND j.attempted_at > q.created_at AND j.attempted_at < q.attempted_at
+            """,
+            schema: schema
+        )
+        let all = max(started.reduce(0, +), 1)
+        var figures: [Measurement] = []
+        var deviation = 0.0
+        for (index, weight) in weights.enumerated() {
+            let share = started[index] / all * 100
+            let expected = Double(weight) / Double(weights.reduce(0, +)) * 100
+            deviation = max(deviation, abs(share - expected) / expected * 100)
+            figures.append(
+                Measurement(
+                    name: "W6 share of tenant with weight \(weight) (\(Int(expected.rounded())) % expected)",
+                    unit: "%",
+                    value: share
+                )
+            )
+        }
+        return figures + [
+            Measurement(name: "W6 largest deviation from a weight's share", unit: "%", value: deviation),
+            Measurement(name: "W6 window with all three waiting", unit: "s", value: window),
+            Measurement(
+                name: "W6 jobs leased between a fourth tenant's enqueue and its start",
+                unit: "jobs",
+                value: before
+            ),
+            Measurement(
+                name: "W6 the same in fetch batches of \(env.slots)",
+                unit: "batches",
+                value: before / Double(env.slots)
+            ),
         ]
     }
 

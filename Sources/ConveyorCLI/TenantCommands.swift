@@ -1,0 +1,76 @@
+import ArgumentParser
+import Conveyor
+import ConveyorHTTP
+import Foundation
+
+struct TenantsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tenants",
+        abstract: "List tenants (namespaces with settings), set their weights, remove their settings.",
+        subcommands: [List.self, SetWeight.self, Remove.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every tenant with settings (as GET /tenants).")
+        @OptionGroup var database: DatabaseOptions
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let tenants = try await self.database.withClient { client in try await client.tenants.list() }
+                if self.json {
+                    print(AdminJSON.tenants(tenants))
+                    return
+                }
+                print("TENANT".padding(24) + " " + "WEIGHT".padding(8) + " UPDATED")
+                for tenant in tenants {
+                    let by = tenant.updatedBy.map { " by \($0)" } ?? ""
+                    print(
+                        tenant.name.padding(24) + " " + Self.weight(tenant.weight).padding(8) + " "
+                            + ExplainTime.iso(tenant.updatedAt) + by
+                    )
+                }
+                if tenants.isEmpty { print("(no tenant has settings; every namespace has weight 1)") }
+            }
+        }
+
+        static func weight(_ weight: Double) -> String {
+            weight == weight.rounded() && abs(weight) < 1e15 ? String(Int(weight)) : String(weight)
+        }
+    }
+
+    struct SetWeight: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Set a tenant's weight: its share of a fair queue's fetches against the tenants competing."
+        )
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The tenant's namespace.") var name: String
+        @Option(help: "Its weight, above 0 and at most 10000 (default 1).") var weight: Double
+
+        func run() async throws {
+            try await reportingErrors {
+                try await self.database.withClient { client in
+                    try await client.tenants.set(self.name, weight: self.weight, by: Performer.cli)
+                }
+                print("tenant \(self.name) has weight \(List.weight(self.weight))")
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a tenant's settings (back to the defaults).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The tenant's namespace.") var name: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let removed = try await self.database.withClient { client in
+                    try await client.tenants.remove(self.name, by: Performer.cli)
+                }
+                print(removed ? "tenant \(self.name) has the defaults again" : "tenant \(self.name) had no settings")
+            }
+        }
+    }
+}
