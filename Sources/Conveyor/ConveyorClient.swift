@@ -387,9 +387,10 @@ extension ConveyorClient {
 
         /// Makes `queue` fair (`true`): each fetch shares the queue's jobs among the namespaces (tenants) that have
         /// jobs available, in proportion to their weights (``ConveyorClient/Tenants/set(_:weight:by:)``), so a
-        /// tenant with a deep backlog cannot hold back another tenant's job by more than one fetch; a tenant alone
-        /// gets every slot. Priority then orders each tenant's own jobs. `false` restores first-come order (priority,
-        /// run time, id) across the queue.
+        /// tenant with a deep backlog cannot hold back another tenant's job by more than one fetch (the next fetch
+        /// leases it; give the queue `prefetch: 0` on the workers so that it also starts then, not after jobs
+        /// already prefetched); a tenant alone gets every slot. Priority then orders each tenant's own jobs. `false`
+        /// restores first-come order (priority, run time, id) across the queue.
         ///
         /// - Throws: `INVALID_QUEUE_NAME`.
         public func setFairness(_ queue: String, _ fair: Bool, by performer: String? = nil) async throws {

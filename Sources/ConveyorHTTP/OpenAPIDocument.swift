@@ -958,7 +958,7 @@ private enum OpenAPISpec {
                 pathParameters: ["name": tenantName],
                 requestBody: Self.ref("TenantRequest"),
                 responses: [Self.ok("Tenant", "The tenant's settings.")],
-                errors: [400, 503]
+                errors: [400, 404, 503]
             ),
             "removeTenant": .init(
                 pathParameters: ["name": tenantName],

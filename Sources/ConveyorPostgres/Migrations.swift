@@ -571,10 +571,10 @@ enum Migrations {
                 """,
                 // A fair queue shares its fetches among the namespaces that have jobs available, by weight.
                 "ALTER TABLE {schema}.queues ADD COLUMN fair boolean NOT NULL DEFAULT false",
-                // Each namespace's virtual time in each fair queue: it advances by 1 / weight per job leased, and a
-                // fetch serves the namespaces whose next job would finish earliest (stride scheduling). A fetch
+                // Each waiting namespace's virtual time in each fair queue: it advances by 1 / weight per job leased,
+                // and a fetch serves the namespaces whose next job would finish earliest (stride scheduling). A fetch
                 // locks the rows of the namespaces it serves (SKIP LOCKED), so fetches of one queue serve different
-                // namespaces at once instead of waiting on each other.
+                // namespaces at once when more wait than one fetch takes.
                 """
                 CREATE TABLE {schema}.fair_shares (
                     queue     text             NOT NULL,
@@ -728,10 +728,16 @@ enum Migrations {
     ///
     /// Each namespace with jobs available is found with one probe of jobs_fair (a loose index scan), so the cost
     /// grows with the namespaces waiting, never with their jobs. A namespace alone takes the whole fetch in the
-    /// queue's order. A namespace that comes back after waiting nothing starts at most one fetch behind the
-    /// leader (`v_top - p_limit / weight`): it is served in the next fetch, yet cannot claim the time it was idle.
+    /// queue's order. The rows of namespaces with nothing available are deleted: one that comes back starts
+    /// `p_credit / weight` behind the namespace furthest ahead (`p_credit` is the size of the worker's fetch), so
+    /// the next fetch serves it, yet it cannot claim the time it was idle nor start behind from an old mix of
+    /// namespaces.
+    ///
+    /// A fetch locks only the rows of the namespaces it can serve: the `p_limit` whose next job would finish
+    /// first. Another fetch skips them and serves the next ones; when it finds every one taken (fewer namespaces
+    /// wait than a fetch takes), it waits for one rather than return nothing while jobs wait.
     private static let fairPick = """
-        CREATE FUNCTION {schema}.fair_pick(p_queue text, p_limit integer)
+        CREATE FUNCTION {schema}.fair_pick(p_queue text, p_limit integer, p_credit integer)
         RETURNS SETOF bigint
         LANGUAGE plpgsql
         SET plan_cache_mode = force_generic_plan
@@ -757,7 +763,8 @@ enum Migrations {
                         ORDER BY c.namespace LIMIT 1)
                 FROM waiting w WHERE w.namespace IS NOT NULL
             )
-            SELECT array_agg(w.namespace) INTO v_active FROM waiting w WHERE w.namespace IS NOT NULL;
+            SELECT array_agg(w.namespace ORDER BY w.namespace) INTO v_active FROM waiting w
+            WHERE w.namespace IS NOT NULL;
             IF v_active IS NULL THEN
                 RETURN;
             END IF;
@@ -770,29 +777,42 @@ enum Migrations {
                 FOR UPDATE SKIP LOCKED;
                 RETURN;
             END IF;
+            DELETE FROM {schema}.fair_shares f
+            WHERE f.ctid IN (
+                SELECT s.ctid FROM {schema}.fair_shares s
+                WHERE s.queue = p_queue AND s.namespace <> ALL(v_active)
+                FOR UPDATE SKIP LOCKED
+            );
+            -- Only missing rows are inserted: a conflict check on a row that another fetch has updated would wait
+            -- for that fetch to commit.
             INSERT INTO {schema}.fair_shares (queue, namespace)
             SELECT p_queue, a FROM unnest(v_active) AS a
+            WHERE NOT EXISTS (SELECT 1 FROM {schema}.fair_shares f WHERE f.queue = p_queue AND f.namespace = a)
             ON CONFLICT DO NOTHING;
-            -- The namespaces that another fetch is serving are left to it. When it serves them all, this fetch
-            -- waits for one of them rather than return nothing while jobs wait.
+            SELECT max(f.pass) INTO v_top
+            FROM {schema}.fair_shares f WHERE f.queue = p_queue AND f.namespace = ANY(v_active);
             FOR i IN 1..2 LOOP
                 SELECT array_agg(f.namespace), array_agg(f.pass) INTO v_groups, v_passes
                 FROM (
-                    SELECT f.namespace, f.pass FROM {schema}.fair_shares f
+                    SELECT f.namespace, f.pass
+                    FROM {schema}.fair_shares f
+                    LEFT JOIN {schema}.tenants t ON t.name = f.namespace
                     WHERE f.queue = p_queue AND f.namespace = ANY(v_active)
-                    ORDER BY f.namespace
-                    FOR UPDATE SKIP LOCKED
+                    ORDER BY greatest(f.pass, v_top - p_credit / coalesce(t.weight, 1)) + 1 / coalesce(t.weight, 1),
+                             f.namespace
+                    LIMIT p_limit
+                    FOR UPDATE OF f SKIP LOCKED
                 ) AS f;
                 EXIT WHEN v_groups IS NOT NULL;
                 PERFORM 1 FROM {schema}.fair_shares f
                 WHERE f.queue = p_queue AND f.namespace = v_active[1]
                 FOR UPDATE;
             END LOOP;
-            SELECT max(f.pass) INTO v_top
-            FROM {schema}.fair_shares f WHERE f.queue = p_queue AND f.namespace = ANY(v_active);
+            -- The jobs are locked in the order they would finish, so that one locked by another session (a bulk
+            -- retry, a cancel) gives its place to the next.
             WITH served AS (
                 SELECT u.namespace, coalesce(t.weight, 1) AS weight,
-                       greatest(u.pass, v_top - p_limit / coalesce(t.weight, 1)) AS pass
+                       greatest(u.pass, v_top - p_credit / coalesce(t.weight, 1)) AS pass
                 FROM unnest(v_groups, v_passes) AS u(namespace, pass)
                 LEFT JOIN {schema}.tenants t ON t.name = u.namespace
             ),
@@ -808,21 +828,22 @@ enum Migrations {
                     ORDER BY c.priority, c.run_at, c.id
                     LIMIT p_limit
                 ) AS c
-            ),
-            chosen AS (
-                SELECT d.id FROM candidates d ORDER BY d.finish, d.namespace, d.id LIMIT p_limit
-            ),
-            locked AS (
-                SELECT j.id, j.namespace FROM {schema}.jobs j
-                WHERE j.id IN (SELECT chosen.id FROM chosen) AND j.state = 'available'
-                FOR UPDATE OF j SKIP LOCKED
             )
-            SELECT array_agg(l.id), array_agg(l.namespace) INTO v_ids, v_of FROM locked l;
+            SELECT array_agg(l.id), array_agg(l.namespace) INTO v_ids, v_of
+            FROM (
+                SELECT j.id, d.namespace
+                FROM candidates d
+                JOIN {schema}.jobs j ON j.id = d.id
+                WHERE j.state = 'available'
+                ORDER BY d.finish, d.namespace, d.id
+                LIMIT p_limit
+                FOR UPDATE OF j SKIP LOCKED
+            ) AS l;
             IF v_ids IS NULL THEN
                 RETURN;
             END IF;
             UPDATE {schema}.fair_shares f
-            SET pass = greatest(f.pass, v_top - p_limit / coalesce(t.weight, 1)) + n.taken / coalesce(t.weight, 1)
+            SET pass = greatest(f.pass, v_top - p_credit / coalesce(t.weight, 1)) + n.taken / coalesce(t.weight, 1)
             FROM (SELECT o AS namespace, count(*) AS taken FROM unnest(v_of) AS o GROUP BY o) AS n
             LEFT JOIN {schema}.tenants t ON t.name = n.namespace
             WHERE f.queue = p_queue AND f.namespace = n.namespace;
@@ -869,7 +890,7 @@ enum Migrations {
                 END IF;
                 IF v_max IS NULL THEN
                     IF v_fair THEN
-                        v_ids := ARRAY(SELECT {schema}.fair_pick(p_queue, p_limit));
+                        v_ids := ARRAY(SELECT {schema}.fair_pick(p_queue, p_limit, p_limit));
                         RETURN QUERY
                         WITH picked AS (SELECT unnest(v_ids) AS id)
                         \(Self.leasePicked)
@@ -916,7 +937,7 @@ enum Migrations {
                     RETURN;
                 END IF;
                 IF v_fair THEN
-                    v_ids := ARRAY(SELECT {schema}.fair_pick(p_queue, cardinality(v_slots)));
+                    v_ids := ARRAY(SELECT {schema}.fair_pick(p_queue, cardinality(v_slots), p_limit));
                 ELSE
                     v_ids := ARRAY(\(picked("cardinality(v_slots)")));
                 END IF;

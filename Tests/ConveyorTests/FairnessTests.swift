@@ -2,6 +2,7 @@ import Conveyor
 import ConveyorCore
 import ConveyorPostgres
 import Foundation
+import PostgresNIO
 import Testing
 
 /// Weighted fair fetching across tenants, decided in the fetch.
@@ -83,6 +84,63 @@ import Testing
         for tenant in ["noisy", "other", "quiet"] {
             #expect((14...18).contains(shares[tenant] ?? 0), "\(shares)")
         }
+    }
+
+    @Test("a tenant that comes back after another mix of tenants ran starts fresh, and the next fetch serves it")
+    func returningTenantStartsFresh() async throws {
+        let db = try TestDatabase.get()
+        try await db.client.queues.setFairness("shared", true)
+        try await Self.enqueue(db, 20, of: "acme", into: "shared")
+        try await Self.enqueue(db, 20, of: "bolt", into: "shared")
+        for _ in 0..<4 { #expect(try await Self.fetch(db, 10, from: "shared") == ["acme": 5, "bolt": 5]) }
+        // Acme and bolt ran far ahead; cato and dora come after them and start from nothing.
+        try await Self.enqueue(db, 100, of: "cato", into: "shared")
+        try await Self.enqueue(db, 100, of: "dora", into: "shared")
+        for _ in 0..<3 { #expect(try await Self.fetch(db, 10, from: "shared") == ["cato": 5, "dora": 5]) }
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.fair_shares WHERE queue = 'shared'") == 2)
+        // Acme's old virtual time is gone: its job is leased by the next fetch, not after cato and dora catch up.
+        try await Self.enqueue(db, 1, of: "acme", into: "shared")
+        let next = try await Self.fetch(db, 10, from: "shared")
+        #expect(next["acme"] == 1, "\(next)")
+    }
+
+    @Test("fetches of a fair queue at the same time serve different tenants instead of waiting for each other")
+    func concurrentFetches() async throws {
+        let db = try TestDatabase.get()
+        try await db.client.queues.setFairness("shared", true)
+        for tenant in ["acme", "bolt", "cato", "dora"] { try await Self.enqueue(db, 5, of: tenant, into: "shared") }
+        // A first fetch stores the four tenants' rows. (A fetch that inserts a tenant's row makes the others
+        // wait for its commit, as an insert of the same key does.)
+        #expect(try await Self.fetch(db, 4, from: "shared") == ["acme": 1, "bolt": 1, "cato": 1, "dora": 1])
+        let fetch = "SELECT namespace FROM \"\(db.schema)\".fetch_jobs('shared', 2, $1, 60000)"
+        func namespaces(_ rows: PostgresRowSequence) async throws -> [String] {
+            var names: [String] = []
+            for try await name in rows.decode(String.self) { names.append(name) }
+            return names.sorted()
+        }
+        try await db.postgres.withConnection { first in
+            // The first fetch stays open, holding the rows of the two tenants it serves.
+            _ = try await first.query("BEGIN", logger: db.logger)
+            var binds = PostgresBindings()
+            binds.append("w1")
+            let held = try await namespaces(
+                try await first.query(PostgresQuery(unsafeSQL: fetch, binds: binds), logger: db.logger)
+            )
+            #expect(held == ["acme", "bolt"])
+            // The second would fail on its lock timeout if it waited for them.
+            try await db.postgres.withConnection { second in
+                _ = try await second.query("SET lock_timeout = '5s'", logger: db.logger)
+                var binds = PostgresBindings()
+                binds.append("w2")
+                let other = try await namespaces(
+                    try await second.query(PostgresQuery(unsafeSQL: fetch, binds: binds), logger: db.logger)
+                )
+                #expect(other == ["cato", "dora"])
+                _ = try await second.query("RESET lock_timeout", logger: db.logger)
+            }
+            _ = try await first.query("COMMIT", logger: db.logger)
+        }
+        #expect(try await db.scalar("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'") == 8)
     }
 
     @Test("a fair queue under a concurrency limit shares its free slots by weight")
