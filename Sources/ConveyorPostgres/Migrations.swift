@@ -899,6 +899,25 @@ enum Migrations {
                     FOR UPDATE SKIP LOCKED
             """
         }
+        // The lease of the picked jobs into the slots they hold, the end of the limited path's statement.
+        let leaseIntoSlots = """
+            leased AS (
+                \(Self.leasePicked)
+                \(returning)
+            ),
+            numbered AS (
+                SELECT l.*, row_number() OVER () AS n FROM leased l
+            ),
+            held AS (
+                UPDATE {schema}.queue_slots s
+                SET job_id = n.id, lease_token = n.lease_token
+                FROM numbered n
+                WHERE s.queue = p_queue AND s.slot = v_slots[n.n::integer]
+            )
+            SELECT n.id, n.kind, n.queue, n.namespace, n.args, n.attempt, n.max_attempts, n.lease_token,
+                   n.timeout_ms, n.tags
+            FROM numbered n;
+            """
         return """
             CREATE OR REPLACE FUNCTION {schema}.fetch_jobs(p_queue text, p_limit integer, p_owner text, p_lease_ms bigint)
             RETURNS TABLE (id bigint, kind text, queue text, namespace text, args text, attempt integer,
@@ -968,27 +987,16 @@ enum Migrations {
                 END IF;
                 IF v_fair THEN
                     v_ids := ARRAY(SELECT {schema}.fair_pick(p_queue, cardinality(v_slots), p_limit));
-                ELSE
-                    v_ids := ARRAY(\(picked("cardinality(v_slots)")));
+                    RETURN QUERY
+                    WITH picked AS (SELECT unnest(v_ids) AS id),
+                    \(leaseIntoSlots)
+                    RETURN;
                 END IF;
                 RETURN QUERY
-                WITH picked AS (SELECT unnest(v_ids) AS id),
-                leased AS (
-                    \(Self.leasePicked)
-                    \(returning)
+                WITH picked AS (
+                    \(picked("cardinality(v_slots)"))
                 ),
-                numbered AS (
-                    SELECT l.*, row_number() OVER () AS n FROM leased l
-                ),
-                held AS (
-                    UPDATE {schema}.queue_slots s
-                    SET job_id = n.id, lease_token = n.lease_token
-                    FROM numbered n
-                    WHERE s.queue = p_queue AND s.slot = v_slots[n.n::integer]
-                )
-                SELECT n.id, n.kind, n.queue, n.namespace, n.args, n.attempt, n.max_attempts, n.lease_token,
-                       n.timeout_ms, n.tags
-                FROM numbered n;
+                \(leaseIntoSlots)
             END
             $$
             """

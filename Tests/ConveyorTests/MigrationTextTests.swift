@@ -20,7 +20,7 @@ import Testing
         10: 0x3573_3119_2552_2b4e,
         11: 0x303e_5be7_8ff3_c740,
         12: 0x7e44_e5c9_d769_38c0,
-        13: 0xf68d_16fe_0e0a_a74e,
+        13: 0x8958_13ff_0b9c_9ce9,
     ]
 
     static func fingerprint(_ text: String) -> UInt64 {
