@@ -43,13 +43,9 @@ public struct NewJob: Sendable, Hashable {
             throw ConveyorError(.invalidKind, "invalid job kind: \(violation.explanation)")
         }
         let queue = options.queue ?? Defaults.queue
-        if let violation = NameValidation.checkLabel(queue) {
-            throw ConveyorError(.invalidQueueName, "invalid queue name: \(violation.explanation)")
-        }
+        try ConveyorClient.Queues.validate(queue)
         let namespace = options.namespace ?? Defaults.namespace
-        if let violation = NameValidation.checkLabel(namespace) {
-            throw ConveyorError(.invalidNamespace, "invalid namespace: \(violation.explanation)")
-        }
+        try ConveyorClient.Tenants.validate(namespace)
         let priority = options.priority ?? Defaults.priority
         guard (0...9).contains(priority) else {
             throw ConveyorError(.invalidOption, "priority must be between 0 and 9, got \(priority)")
