@@ -88,6 +88,7 @@ extension ConveyorClient.Jobs {
         async let workers = store.workers(heartbeatWithin: ConveyorClient.Workers.liveWithin, logger: logger)
         async let paused = store.pausedPools(logger: logger)
         async let events = store.events(for: .job(id), limit: 100, logger: logger)
+        async let tenant = store.tenant(named: job.namespace, logger: logger)
         let ahead = job.state == .available ? try await store.jobsAhead(of: job, limit: 10_000, logger: logger) : 0
         var run: WorkflowRunRecord?
         if job.kind == WorkflowJob.kind, let runID = WorkflowJob.runID(fromArguments: job.argumentsJSON) {
@@ -100,6 +101,7 @@ extension ConveyorClient.Jobs {
             workers: try await workers,
             pausedPools: Set(try await paused.map(\.name)),
             ahead: ahead,
+            tenant: try await tenant,
             events: try await events,
             run: run
         )

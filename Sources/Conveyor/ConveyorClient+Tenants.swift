@@ -31,6 +31,31 @@ extension ConveyorClient {
             try await self.client.store.setTenant(name, weight: weight, by: performer, logger: self.client.logger)
         }
 
+        /// Lets at most `maxRunning` jobs of a tenant be leased at once, across every queue and worker process, or
+        /// removes the limit (`nil`). Enforced when jobs are fetched, as a queue's limit
+        /// (``ConveyorClient/Queues/setConcurrencyLimit(_:maxRunning:by:)``): a fetch serves a tenant no more jobs
+        /// than it has free slots, and a tenant at its limit does not hold back other tenants' jobs queued behind
+        /// its own. Leased jobs count, running or in a worker's prefetch buffer; jobs running when the limit is set
+        /// count toward it.
+        ///
+        /// - Throws: `INVALID_NAMESPACE`; `INVALID_OPTION` when `maxRunning` is outside 1...10,000. Nothing stored
+        ///   changes then.
+        public func setConcurrencyLimit(_ name: String, maxRunning: Int?, by performer: String? = nil) async throws {
+            try Self.validate(name)
+            if let maxRunning, !(1...10_000).contains(maxRunning) {
+                throw ConveyorError(
+                    .invalidOption,
+                    "a concurrency limit must be between 1 and 10000, got \(maxRunning)"
+                )
+            }
+            try await self.client.store.setTenantConcurrencyLimit(
+                name,
+                maxRunning: maxRunning,
+                by: performer,
+                logger: self.client.logger
+            )
+        }
+
         /// Deletes a tenant's settings: its namespace has the defaults again. Returns `false` when it had none.
         @discardableResult
         public func remove(_ name: String, by performer: String? = nil) async throws -> Bool {
@@ -46,7 +71,7 @@ extension ConveyorClient {
         /// One tenant's settings; `nil` when its namespace has the defaults.
         public func get(_ name: String) async throws -> TenantInfo? {
             try Self.validate(name)
-            return try await self.list().first { $0.name == name }
+            return try await self.client.store.tenant(named: name, logger: self.client.logger)
         }
 
         /// The most recent `limit` events of a tenant (settings set and removed), oldest first.
@@ -69,13 +94,26 @@ public struct TenantInfo: Sendable, Hashable {
     public var name: String
     /// Its share of a fair queue's fetches relative to the other tenants competing (default 1).
     public var weight: Double
+    /// The most of its jobs leased at once across every queue, or `nil` for no limit.
+    public var maxRunning: Int?
+    /// Its jobs leased now, counted from its slots: `nil` without a limit.
+    public var running: Int?
     public var updatedAt: Date
     /// Who set it last (see ``EventRecord/performedBy``).
     public var updatedBy: String?
 
-    public init(name: String, weight: Double, updatedAt: Date, updatedBy: String?) {
+    public init(
+        name: String,
+        weight: Double,
+        maxRunning: Int? = nil,
+        running: Int? = nil,
+        updatedAt: Date,
+        updatedBy: String?
+    ) {
         self.name = name
         self.weight = weight
+        self.maxRunning = maxRunning
+        self.running = running
         self.updatedAt = updatedAt
         self.updatedBy = updatedBy
     }

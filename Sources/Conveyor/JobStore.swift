@@ -82,11 +82,17 @@ public protocol JobStore: Sendable {
     /// Stores a tenant's settings, with an event, in one transaction.
     func setTenant(_ name: String, weight: Double, by performer: String?, logger: Logger) async throws
 
+    /// Sets or removes (`nil`) a tenant's concurrency limit and its slots, with an event, in one transaction.
+    func setTenantConcurrencyLimit(_ name: String, maxRunning: Int?, by performer: String?, logger: Logger) async throws
+
     /// Deletes a tenant's settings (its namespace has the defaults again), with an event; `false` when it had none.
     func removeTenant(_ name: String, by performer: String?, logger: Logger) async throws -> Bool
 
     /// Every tenant with settings, by name.
     func tenants(logger: Logger) async throws -> [TenantInfo]
+
+    /// One tenant's settings; `nil` when its namespace has none.
+    func tenant(named name: String, logger: Logger) async throws -> TenantInfo?
 
     /// Every queue that has unfinished or dead-lettered jobs, or a pause record, with counts of its `available`,
     /// `scheduled`, `retryable`, `running` and `discarded` jobs. Finished jobs (`completed`, `cancelled`) are not
@@ -525,7 +531,7 @@ public struct JobFilter: Sendable, Hashable {
 public struct WorkerRegistration: Sendable, Hashable {
     /// Whether the worker's pool is paused.
     public var poolPaused: Bool
-    /// The worker's queues that have a concurrency limit.
+    /// The worker's queues whose fetches a limit can cut short: every queue once a tenant has a limit.
     public var limitedQueues: Set<String>
 
     public init(poolPaused: Bool, limitedQueues: Set<String> = []) {

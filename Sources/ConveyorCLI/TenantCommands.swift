@@ -6,8 +6,8 @@ import Foundation
 struct TenantsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenants",
-        abstract: "List tenants (namespaces with settings), set their weights, remove their settings.",
-        subcommands: [List.self, SetWeight.self, Remove.self],
+        abstract: "List tenants (namespaces with settings), set their weights and limits, remove their settings.",
+        subcommands: [List.self, SetWeight.self, Limit.self, Remove.self],
         defaultSubcommand: List.self
     )
 
@@ -23,12 +23,13 @@ struct TenantsCommand: AsyncParsableCommand {
                     print(AdminJSON.tenants(tenants))
                     return
                 }
-                print("TENANT".padding(24) + " " + "WEIGHT".padding(8) + " UPDATED")
+                print("TENANT".padding(24) + " " + "WEIGHT".padding(8) + " " + "RUNNING".padding(12) + " UPDATED")
                 for tenant in tenants {
                     let by = tenant.updatedBy.map { " by \($0)" } ?? ""
+                    let running = tenant.maxRunning.map { "\(tenant.running ?? 0)/\($0)" } ?? "-"
                     print(
                         tenant.name.padding(24) + " " + Self.weight(tenant.weight).padding(8) + " "
-                            + ExplainTime.iso(tenant.updatedAt) + by
+                            + running.padding(12) + " " + ExplainTime.iso(tenant.updatedAt) + by
                     )
                 }
                 if tenants.isEmpty { print("(no tenant has settings; every namespace has weight 1)") }
@@ -55,6 +56,35 @@ struct TenantsCommand: AsyncParsableCommand {
                     try await client.tenants.set(self.name, weight: self.weight, by: Performer.cli)
                 }
                 print("tenant \(self.name) has weight \(List.weight(self.weight))")
+            }
+        }
+    }
+
+    struct Limit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let at most N jobs of a tenant run at once across every queue and worker, or remove the limit."
+        )
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The tenant's namespace.") var name: String
+        @Option(help: "The most jobs leased at once (1-10000).") var maxRunning: Int?
+        @Flag(help: "Remove the limit.") var none = false
+
+        func run() async throws {
+            try await reportingErrors {
+                guard (self.maxRunning == nil) == self.none else {
+                    throw ConveyorError(.invalidOption, "give either --max-running N or --none")
+                }
+                try await self.database.withClient { client in
+                    try await client.tenants.setConcurrencyLimit(
+                        self.name,
+                        maxRunning: self.maxRunning,
+                        by: Performer.cli
+                    )
+                }
+                print(
+                    self.maxRunning.map { "tenant \(self.name) runs at most \($0) at once" }
+                        ?? "tenant \(self.name) has no limit"
+                )
             }
         }
     }

@@ -243,6 +243,8 @@ enum APIJSON {
         [
             "name": tenant.name,
             "weight": tenant.weight,
+            "max_running": Self.optional(tenant.maxRunning),
+            "running": Self.optional(tenant.running),
             "updated_at": Self.time(tenant.updatedAt),
             "updated_by": Self.optional(tenant.updatedBy),
         ]

@@ -183,6 +183,27 @@ extension ConveyorAdminAPI {
             handler: Self.setTenant
         ),
         Route(
+            method: .put,
+            path: "/tenants/{name}/concurrency",
+            operationID: "setTenantConcurrency",
+            summary: "Let at most max_running jobs of the tenant be leased at once across every queue and worker.",
+            tag: "tenants",
+            handler: { call in
+                guard let maxRunning = try call.bodyObject().int("max_running") else {
+                    throw ConveyorHTTPError.malformed("max_running is required")
+                }
+                return try await Self.setTenantConcurrency(call, maxRunning)
+            }
+        ),
+        Route(
+            method: .delete,
+            path: "/tenants/{name}/concurrency",
+            operationID: "removeTenantConcurrency",
+            summary: "Remove the tenant's concurrency limit.",
+            tag: "tenants",
+            handler: { call in try await Self.setTenantConcurrency(call, nil) }
+        ),
+        Route(
             method: .delete,
             path: "/tenants/{name}",
             operationID: "removeTenant",
@@ -735,6 +756,15 @@ extension ConveyorAdminAPI {
             throw ConveyorHTTPError.malformed("weight is required")
         }
         try await call.client.tenants.set(name, weight: weight, by: call.performer)
+        guard let tenant = try await call.client.tenants.get(name) else {
+            throw ConveyorHTTPError(.notFound, code: ConveyorHTTPError.Code.notFound, "tenant \(name) was removed")
+        }
+        return .ok(APIJSON.tenant(tenant))
+    }
+
+    private static func setTenantConcurrency(_ call: Call, _ maxRunning: Int?) async throws -> APIResponse {
+        let name = try call.parameter("name")
+        try await call.client.tenants.setConcurrencyLimit(name, maxRunning: maxRunning, by: call.performer)
         guard let tenant = try await call.client.tenants.get(name) else {
             throw ConveyorHTTPError(.notFound, code: ConveyorHTTPError.Code.notFound, "tenant \(name) was removed")
         }

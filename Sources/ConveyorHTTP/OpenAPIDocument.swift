@@ -505,6 +505,12 @@ private enum OpenAPISpec {
             "Tenant": Self.object([
                 "name": Self.string("The namespace."),
                 "weight": Self.number("Its share of a fair queue's fetches against the tenants competing."),
+                "max_running": Self.integer(
+                    "The most of its jobs leased at once across every queue; null: no limit.",
+                    minimum: 1,
+                    nullable: true
+                ),
+                "running": Self.integer("Its jobs leased now; null without a limit.", minimum: 0, nullable: true),
                 "updated_at": Self.dateTime(),
                 "updated_by": Self.string(nullable: true),
             ]),
@@ -958,6 +964,19 @@ private enum OpenAPISpec {
                 pathParameters: ["name": tenantName],
                 requestBody: Self.ref("TenantRequest"),
                 responses: [Self.ok("Tenant", "The tenant's settings.")],
+                errors: [400, 404, 503]
+            ),
+            "setTenantConcurrency": .init(
+                pathParameters: ["name": tenantName],
+                requestBody: Self.object([
+                    "max_running": Self.integer("The most jobs leased at once.", minimum: 1, maximum: 10_000)
+                ]),
+                responses: [Self.ok("Tenant", "The tenant with its limit.")],
+                errors: [400, 404, 503]
+            ),
+            "removeTenantConcurrency": .init(
+                pathParameters: ["name": tenantName],
+                responses: [Self.ok("Tenant", "The tenant without a limit.")],
                 errors: [400, 404, 503]
             ),
             "removeTenant": .init(

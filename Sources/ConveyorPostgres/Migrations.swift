@@ -598,6 +598,29 @@ enum Migrations {
                 Self.fairFetchJobs,
             ]
         ),
+        Migration(
+            version: 14,
+            name: "concurrency limits per tenant, enforced in the fetch",
+            statements: [
+                // The most jobs of a namespace leased at once across every queue and worker; NULL: no limit.
+                "ALTER TABLE {schema}.tenants ADD COLUMN max_running integer CHECK (max_running > 0)",
+                "CREATE INDEX tenants_limited ON {schema}.tenants (name) WHERE max_running IS NOT NULL",
+                // Slots of limits other than a queue's, as queue_slots: one row per unit of a limit, held while the
+                // job and lease token it names run. `scope` says what `key` names ('tenant': a namespace).
+                """
+                CREATE TABLE {schema}.limit_slots (
+                    scope       text    NOT NULL,
+                    key         text    NOT NULL,
+                    slot        integer NOT NULL,
+                    job_id      bigint,
+                    lease_token bigint,
+                    PRIMARY KEY (scope, key, slot)
+                )
+                """,
+                Self.pickJobs,
+                Self.tenantFetchJobs,
+            ]
+        ),
     ]
 
     /// The fetch of migration 12: as migration 7's for a queue without a limit; for a limited queue it first takes
@@ -995,6 +1018,400 @@ enum Migrations {
                 RETURN QUERY
                 WITH picked AS (
                     \(picked("cardinality(v_slots)"))
+                ),
+                \(leaseIntoSlots)
+            END
+            $$
+            """
+    }()
+
+    /// Picks and locks up to `p_limit` available jobs of a queue while some tenant has a concurrency limit, and
+    /// returns each with the tenant slot it takes (NULL for a tenant without a limit).
+    ///
+    /// The waiting namespaces are found as in fair_pick. Each waiting tenant with a limit has its free slots locked
+    /// (as many as one fetch could use, `FOR UPDATE SKIP LOCKED`, then checked again as in migration 12's fetch),
+    /// and can be served no more jobs than it holds slots; a tenant at its limit is not served at all. The rest is
+    /// fair_pick (fair queues, where each tenant's share is capped by its slots) or the queue's order among the
+    /// tenants that may run more (other queues: each tenant's next jobs, merged by priority, run time and id), so a
+    /// tenant at its limit never holds back another tenant's jobs behind its own.
+    private static let pickJobs = """
+        CREATE FUNCTION {schema}.pick_jobs(p_queue text, p_limit integer, p_credit integer, p_fair boolean)
+        RETURNS TABLE (id bigint, slot integer)
+        LANGUAGE plpgsql
+        SET jit = off
+        SET plan_cache_mode = force_generic_plan
+        SET enable_seqscan = off SET enable_bitmapscan = off
+        SET enable_hashjoin = off SET enable_mergejoin = off
+        AS $$
+        #variable_conflict use_column
+        DECLARE
+            v_active text[];
+            v_limited text[];
+            v_max integer[];
+            v_slot_of text[];
+            v_slot_no integer[];
+            v_open text[];
+            v_open_caps integer[];
+            v_groups text[];
+            v_passes double precision[];
+            v_weights double precision[];
+            v_caps integer[];
+            v_top double precision;
+            v_end double precision;
+            v_need integer;
+            v_ids bigint[] := '{}';
+            v_of text[] := '{}';
+            v_round_ids bigint[];
+            v_round_of text[];
+        BEGIN
+            WITH RECURSIVE waiting(namespace) AS (
+                (SELECT c.namespace FROM {schema}.jobs c
+                 WHERE c.state = 'available' AND c.queue = p_queue
+                 ORDER BY c.namespace LIMIT 1)
+                UNION ALL
+                SELECT (SELECT c.namespace FROM {schema}.jobs c
+                        WHERE c.state = 'available' AND c.queue = p_queue AND c.namespace > w.namespace
+                        ORDER BY c.namespace LIMIT 1)
+                FROM waiting w WHERE w.namespace IS NOT NULL
+            )
+            SELECT array_agg(w.namespace ORDER BY w.namespace) INTO v_active FROM waiting w
+            WHERE w.namespace IS NOT NULL;
+            IF v_active IS NULL THEN
+                RETURN;
+            END IF;
+            SELECT array_agg(t.name ORDER BY t.name), array_agg(t.max_running ORDER BY t.name) INTO v_limited, v_max
+            FROM {schema}.tenants t WHERE t.name = ANY(v_active) AND t.max_running IS NOT NULL;
+            IF v_limited IS NULL THEN
+                IF p_fair AND cardinality(v_active) > 1 THEN
+                    RETURN QUERY SELECT f.f, NULL::integer FROM {schema}.fair_pick(p_queue, p_limit, p_credit) AS f(f);
+                    RETURN;
+                END IF;
+                RETURN QUERY
+                SELECT c.id, NULL::integer FROM {schema}.jobs c
+                WHERE c.state = 'available' AND c.queue = p_queue AND c.run_at <= now()
+                ORDER BY c.priority, c.run_at, c.id
+                LIMIT p_limit
+                FOR UPDATE SKIP LOCKED;
+                RETURN;
+            END IF;
+            SELECT array_agg(l.name), array_agg(s.slot) INTO v_slot_of, v_slot_no
+            FROM unnest(v_limited, v_max) AS l(name, max)
+            CROSS JOIN LATERAL (
+                SELECT s.slot FROM {schema}.limit_slots s
+                WHERE s.scope = 'tenant' AND s.key = l.name AND s.slot <= l.max
+                  AND NOT \(Self.slotHeld)
+                ORDER BY s.slot
+                LIMIT p_limit
+                FOR UPDATE OF s SKIP LOCKED
+            ) AS s;
+            -- Of the slots locked, those still free now; each held slot above a lowered limit keeps one of them
+            -- unused.
+            SELECT array_agg(k.key ORDER BY k.key, k.slot), array_agg(k.slot ORDER BY k.key, k.slot)
+            INTO v_slot_of, v_slot_no
+            FROM (
+                SELECT s.key, s.slot, row_number() OVER (PARTITION BY s.key ORDER BY s.slot) AS n,
+                       count(*) OVER (PARTITION BY s.key) AS free
+                FROM unnest(v_slot_of, v_slot_no) AS u(key, slot)
+                JOIN {schema}.limit_slots s ON s.scope = 'tenant' AND s.key = u.key AND s.slot = u.slot
+                WHERE NOT \(Self.slotHeld)
+            ) AS k
+            JOIN unnest(v_limited, v_max) AS l(name, max) ON l.name = k.key
+            WHERE k.n <= k.free - (SELECT count(*) FROM {schema}.limit_slots s
+                                   WHERE s.scope = 'tenant' AND s.key = k.key AND s.slot > l.max
+                                     AND \(Self.slotHeld));
+            SELECT array_agg(g.namespace ORDER BY g.namespace), array_agg(g.cap ORDER BY g.namespace)
+            INTO v_open, v_open_caps
+            FROM (
+                SELECT a AS namespace,
+                       CASE WHEN a = ANY(v_limited)
+                            THEN least(p_limit, (SELECT count(*) FROM unnest(v_slot_of) AS o WHERE o = a)::integer)
+                            ELSE p_limit
+                       END AS cap
+                FROM unnest(v_active) AS a
+            ) AS g
+            WHERE g.cap > 0;
+            IF v_open IS NULL THEN
+                RETURN;
+            END IF;
+            IF NOT p_fair OR cardinality(v_active) = 1 THEN
+                SELECT coalesce(array_agg(l.id), '{}'), coalesce(array_agg(l.namespace), '{}') INTO v_ids, v_of
+                FROM (
+                    SELECT j.id, d.namespace
+                    FROM (
+                        SELECT c.id, g.namespace, c.priority, c.run_at
+                        FROM unnest(v_open, v_open_caps) AS g(namespace, cap)
+                        CROSS JOIN LATERAL (
+                            SELECT c.id, c.priority, c.run_at FROM {schema}.jobs c
+                            WHERE c.state = 'available' AND c.queue = p_queue AND c.namespace = g.namespace
+                              AND c.run_at <= now()
+                            ORDER BY c.priority, c.run_at, c.id
+                            LIMIT g.cap
+                        ) AS c
+                    ) AS d
+                    JOIN {schema}.jobs j ON j.id = d.id
+                    WHERE j.state = 'available'
+                    ORDER BY d.priority, d.run_at, d.id
+                    LIMIT p_limit
+                    FOR UPDATE OF j SKIP LOCKED
+                ) AS l;
+            ELSE
+                DELETE FROM {schema}.fair_shares f
+                WHERE f.ctid IN (
+                    SELECT s.ctid FROM {schema}.fair_shares s
+                    WHERE s.queue = p_queue AND s.namespace <> ALL(v_active)
+                    FOR UPDATE SKIP LOCKED
+                );
+                INSERT INTO {schema}.fair_shares (queue, namespace)
+                SELECT p_queue, a FROM unnest(v_active) AS a
+                WHERE NOT EXISTS (SELECT 1 FROM {schema}.fair_shares f WHERE f.queue = p_queue AND f.namespace = a)
+                ON CONFLICT DO NOTHING;
+                SELECT max(f.pass) INTO v_top
+                FROM {schema}.fair_shares f WHERE f.queue = p_queue AND f.namespace = ANY(v_active);
+                -- As fair_pick, over the tenants that may run more, each capped by its slots.
+                FOR i IN 1..2 LOOP
+                    SELECT array_agg(f.namespace), array_agg(f.pass), array_agg(f.weight), array_agg(f.cap)
+                    INTO v_groups, v_passes, v_weights, v_caps
+                    FROM (
+                        SELECT f.namespace, g.cap, coalesce(t.weight, 1) AS weight,
+                               greatest(f.pass, v_top - p_credit / coalesce(t.weight, 1)) AS pass
+                        FROM unnest(v_open, v_open_caps) AS g(namespace, cap)
+                        JOIN {schema}.fair_shares f ON f.queue = p_queue AND f.namespace = g.namespace
+                        LEFT JOIN {schema}.tenants t ON t.name = f.namespace
+                        ORDER BY greatest(f.pass, v_top - p_credit / coalesce(t.weight, 1)) + 1 / coalesce(t.weight, 1),
+                                 f.namespace
+                        LIMIT p_limit
+                        FOR UPDATE OF f SKIP LOCKED
+                    ) AS f;
+                    EXIT WHEN v_groups IS NOT NULL;
+                    PERFORM 1 FROM {schema}.fair_shares f
+                    WHERE f.queue = p_queue AND f.namespace = v_open[1]
+                    FOR UPDATE;
+                END LOOP;
+                IF v_groups IS NULL THEN
+                    RETURN;
+                END IF;
+                SELECT (p_limit + sum(u.weight * u.pass)) / sum(u.weight) INTO v_end
+                FROM unnest(v_weights, v_passes) AS u(weight, pass);
+                FOR v_round IN 1..2 LOOP
+                    v_need := p_limit - cardinality(v_ids);
+                    EXIT WHEN v_need = 0;
+                    WITH served AS (
+                        SELECT u.namespace, u.weight, u.pass + t.taken / u.weight AS pass,
+                               least(u.cap - t.taken,
+                                     CASE WHEN v_round = 1
+                                          THEN least(p_limit,
+                                                     greatest(0, ceil(u.weight * (v_end - u.pass)))::integer + 1)
+                                          ELSE v_need
+                                     END) AS cap
+                        FROM unnest(v_groups, v_passes, v_weights, v_caps) AS u(namespace, pass, weight, cap)
+                        CROSS JOIN LATERAL (
+                            SELECT count(*)::integer AS taken FROM unnest(v_of) AS o WHERE o = u.namespace
+                        ) AS t
+                    ),
+                    candidates AS (
+                        SELECT c.id, g.namespace,
+                               g.pass + (row_number() OVER (PARTITION BY g.namespace
+                                                            ORDER BY c.priority, c.run_at, c.id)) / g.weight AS finish
+                        FROM served g
+                        CROSS JOIN LATERAL (
+                            SELECT c.id, c.priority, c.run_at FROM {schema}.jobs c
+                            WHERE c.state = 'available' AND c.queue = p_queue AND c.namespace = g.namespace
+                              AND c.run_at <= now() AND c.id <> ALL(v_ids)
+                            ORDER BY c.priority, c.run_at, c.id
+                            LIMIT greatest(g.cap, 0)
+                        ) AS c
+                    )
+                    SELECT coalesce(array_agg(l.id), '{}'), coalesce(array_agg(l.namespace), '{}')
+                    INTO v_round_ids, v_round_of
+                    FROM (
+                        SELECT j.id, d.namespace
+                        FROM candidates d
+                        JOIN {schema}.jobs j ON j.id = d.id
+                        WHERE j.state = 'available'
+                        ORDER BY d.finish, d.namespace, d.id
+                        LIMIT v_need
+                        FOR UPDATE OF j SKIP LOCKED
+                    ) AS l;
+                    EXIT WHEN cardinality(v_round_ids) = 0;
+                    v_ids := v_ids || v_round_ids;
+                    v_of := v_of || v_round_of;
+                END LOOP;
+                UPDATE {schema}.fair_shares f
+                SET pass = u.pass + n.taken / u.weight
+                FROM (SELECT o AS namespace, count(*) AS taken FROM unnest(v_of) AS o GROUP BY o) AS n
+                JOIN unnest(v_groups, v_passes, v_weights) AS u(namespace, pass, weight) ON u.namespace = n.namespace
+                WHERE f.queue = p_queue AND f.namespace = n.namespace;
+            END IF;
+            -- The n-th job taken of a limited tenant holds its n-th slot.
+            RETURN QUERY
+            WITH taken AS (
+                SELECT t.id, t.namespace, row_number() OVER (PARTITION BY t.namespace ORDER BY t.id) AS n
+                FROM unnest(v_ids, v_of) AS t(id, namespace)
+            ),
+            slots AS (
+                SELECT s.key, s.slot, row_number() OVER (PARTITION BY s.key ORDER BY s.slot) AS n
+                FROM unnest(v_slot_of, v_slot_no) AS s(key, slot)
+            )
+            SELECT t.id, s.slot FROM taken t LEFT JOIN slots s ON s.key = t.namespace AND s.n = t.n;
+        END
+        $$
+        """
+
+    /// The fetch of migration 14: as migration 13's while no tenant has a concurrency limit; once one has, every
+    /// fetch picks its jobs with pick_jobs and records each job of a limited tenant in the slot it took.
+    private static let tenantFetchJobs: String = {
+        let returning = """
+            RETURNING j.id, j.kind, j.queue, j.namespace, j.args::text AS args, j.attempt, j.max_attempts,
+                          j.lease_token, coalesce(j.timeout_ms, -1) AS timeout_ms, j.tags
+            """
+        func picked(_ limit: String) -> String {
+            """
+            SELECT c.id
+                    FROM {schema}.jobs c
+                    WHERE c.state = 'available' AND c.queue = p_queue AND c.run_at <= now()
+                    ORDER BY c.priority, c.run_at, c.id
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+            """
+        }
+        // The lease of jobs picked with their tenant slots (`picked (id, slot)`), each slot recorded.
+        let leaseWithTenantSlots = """
+            leased AS (
+                \(Self.leasePicked)
+                \(returning), picked.slot AS tenant_slot
+            ),
+            tenant_held AS (
+                UPDATE {schema}.limit_slots s
+                SET job_id = l.id, lease_token = l.lease_token
+                FROM leased l
+                WHERE l.tenant_slot IS NOT NULL AND s.scope = 'tenant' AND s.key = l.namespace
+                  AND s.slot = l.tenant_slot
+            )
+            """
+        let leaseIntoSlots = """
+            numbered AS (
+                SELECT l.*, row_number() OVER () AS n FROM leased l
+            ),
+            held AS (
+                UPDATE {schema}.queue_slots s
+                SET job_id = n.id, lease_token = n.lease_token
+                FROM numbered n
+                WHERE s.queue = p_queue AND s.slot = v_slots[n.n::integer]
+            )
+            SELECT n.id, n.kind, n.queue, n.namespace, n.args, n.attempt, n.max_attempts, n.lease_token,
+                   n.timeout_ms, n.tags
+            FROM numbered n;
+            """
+        return """
+            CREATE OR REPLACE FUNCTION {schema}.fetch_jobs(p_queue text, p_limit integer, p_owner text, p_lease_ms bigint)
+            RETURNS TABLE (id bigint, kind text, queue text, namespace text, args text, attempt integer,
+                           max_attempts integer, lease_token bigint, timeout_ms bigint, tags text[])
+            \(Self.indexOnlyPlan.replacingOccurrences(of: "AS $$", with: "SET jit = off\nAS $$"))
+            #variable_conflict use_column
+            DECLARE
+                v_paused boolean;
+                v_fair boolean;
+                v_max integer;
+                v_tenants boolean;
+                v_slots integer[];
+                v_over integer;
+                v_ids bigint[];
+                v_tenant_slots integer[];
+            BEGIN
+                -- One statement reads the queue (which may have no row) and whether any tenant has a limit.
+                SELECT q.paused_at IS NOT NULL, coalesce(q.fair, false), q.max_running,
+                       EXISTS (SELECT 1 FROM {schema}.tenants t WHERE t.max_running IS NOT NULL)
+                INTO v_paused, v_fair, v_max, v_tenants
+                FROM (SELECT p_queue AS name) AS n LEFT JOIN {schema}.queues q ON q.name = n.name;
+                IF v_paused THEN
+                    RETURN;
+                END IF;
+                IF v_max IS NULL THEN
+                    IF v_tenants THEN
+                        SELECT array_agg(p.id), array_agg(p.slot) INTO v_ids, v_tenant_slots
+                        FROM {schema}.pick_jobs(p_queue, p_limit, p_limit, v_fair) AS p;
+                        RETURN QUERY
+                        WITH picked AS (SELECT * FROM unnest(v_ids, v_tenant_slots) AS p(id, slot)),
+                        \(leaseWithTenantSlots)
+                        SELECT l.id, l.kind, l.queue, l.namespace, l.args, l.attempt, l.max_attempts, l.lease_token,
+                               l.timeout_ms, l.tags
+                        FROM leased l;
+                        RETURN;
+                    END IF;
+                    IF v_fair THEN
+                        v_ids := ARRAY(SELECT {schema}.fair_pick(p_queue, p_limit, p_limit));
+                        RETURN QUERY
+                        WITH picked AS (SELECT unnest(v_ids) AS id)
+                        \(Self.leasePicked)
+                        \(returning);
+                        RETURN;
+                    END IF;
+                    RETURN QUERY
+                    WITH picked AS (
+                        \(picked("p_limit"))
+                    )
+                    \(Self.leasePicked)
+                    \(returning);
+                    RETURN;
+                END IF;
+                -- An idle poll of a limited queue locks no slot.
+                IF NOT EXISTS (
+                    SELECT 1 FROM {schema}.jobs c WHERE c.state = 'available' AND c.queue = p_queue AND c.run_at <= now()
+                ) THEN
+                    RETURN;
+                END IF;
+                SELECT array_agg(f.slot) INTO v_slots
+                FROM (
+                    SELECT s.slot
+                    FROM {schema}.queue_slots s
+                    WHERE s.queue = p_queue AND s.slot <= v_max
+                      AND NOT \(Self.slotHeld)
+                    ORDER BY s.slot
+                    LIMIT p_limit
+                    FOR UPDATE OF s SKIP LOCKED
+                ) AS f;
+                IF v_slots IS NULL THEN
+                    RETURN;
+                END IF;
+                SELECT array_agg(s.slot ORDER BY s.slot) INTO v_slots
+                FROM {schema}.queue_slots s
+                WHERE s.queue = p_queue AND s.slot = ANY(v_slots)
+                  AND NOT \(Self.slotHeld);
+                SELECT count(*) INTO v_over
+                FROM {schema}.queue_slots s
+                WHERE s.queue = p_queue AND s.slot > v_max
+                  AND \(Self.slotHeld);
+                v_slots := v_slots[1:coalesce(cardinality(v_slots), 0) - v_over];
+                IF coalesce(cardinality(v_slots), 0) = 0 THEN
+                    RETURN;
+                END IF;
+                IF v_tenants THEN
+                    SELECT array_agg(p.id), array_agg(p.slot) INTO v_ids, v_tenant_slots
+                    FROM {schema}.pick_jobs(p_queue, cardinality(v_slots), p_limit, v_fair) AS p;
+                    RETURN QUERY
+                    WITH picked AS (SELECT * FROM unnest(v_ids, v_tenant_slots) AS p(id, slot)),
+                    \(leaseWithTenantSlots),
+                    \(leaseIntoSlots)
+                    RETURN;
+                END IF;
+                IF v_fair THEN
+                    v_ids := ARRAY(SELECT {schema}.fair_pick(p_queue, cardinality(v_slots), p_limit));
+                    RETURN QUERY
+                    WITH picked AS (SELECT unnest(v_ids) AS id),
+                    leased AS (
+                        \(Self.leasePicked)
+                        \(returning)
+                    ),
+                    \(leaseIntoSlots)
+                    RETURN;
+                END IF;
+                RETURN QUERY
+                WITH picked AS (
+                    \(picked("cardinality(v_slots)"))
+                ),
+                leased AS (
+                    \(Self.leasePicked)
+                    \(returning)
                 ),
                 \(leaseIntoSlots)
             END

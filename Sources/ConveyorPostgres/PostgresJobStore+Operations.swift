@@ -115,7 +115,10 @@ extension PostgresJobStore {
                             WHERE workers.stopped_at IS NULL OR excluded.started_at > workers.stopped_at
                         )
                         SELECT EXISTS (SELECT 1 FROM \(s).worker_pools WHERE name = $6 AND paused_at IS NOT NULL),
-                               ARRAY(SELECT name FROM \(s).queues WHERE name = ANY($8) AND max_running IS NOT NULL)
+                               ARRAY(SELECT q FROM unnest($8::text[]) AS q
+                                     WHERE EXISTS (SELECT 1 FROM \(s).tenants WHERE max_running IS NOT NULL)
+                                        OR EXISTS (SELECT 1 FROM \(s).queues
+                                                   WHERE name = q AND max_running IS NOT NULL))
                         """,
                     binds: binds
                 ),

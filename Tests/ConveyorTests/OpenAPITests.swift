@@ -369,6 +369,24 @@ import Testing
                             validateRequest: false,
                             expect: .badRequest
                         )
+                    case "setTenantConcurrency":
+                        let tenant = try await checker.probe(
+                            route,
+                            "/tenants/oa-capped/concurrency",
+                            body: #"{"max_running": 5}"#
+                        )
+                        #expect((tenant as? [String: Any])?["max_running"] as? Int == 5)
+                        #expect((tenant as? [String: Any])?["running"] as? Int == 0)
+                        try await checker.probe(
+                            route,
+                            "/tenants/oa-capped/concurrency",
+                            body: #"{"max_running": 0}"#,
+                            validateRequest: false,
+                            expect: .badRequest
+                        )
+                    case "removeTenantConcurrency":
+                        let tenant = try await checker.probe(route, "/tenants/oa-capped/concurrency")
+                        #expect((tenant as? [String: Any])?["max_running"] is NSNull)
                     case "removeTenant":
                         try await checker.probe(route, "/tenants/oa-tenant")
                         try await checker.probe(route, "/tenants/oa-tenant", expect: .notFound)

@@ -176,6 +176,18 @@ import FoundationNetworking
         #expect(bad.status == 1)
         #expect(bad.errors.contains("INVALID_WEIGHT"), "\(bad.errors)")
         #expect(try await db.client.tenants.get("acme")?.weight == 2.5)
+        let limited = try await WorkflowCommandTests.conveyor(
+            db,
+            ["tenants", "limit", "acme", "--max-running", "5"]
+        )
+        #expect(limited.output == "tenant acme runs at most 5 at once\n", "\(limited.errors)")
+        #expect(try await db.client.tenants.get("acme")?.maxRunning == 5)
+        #expect(try await WorkflowCommandTests.conveyor(db, ["tenants"]).output.contains(" 0/5 "))
+        let badLimit = try await WorkflowCommandTests.conveyor(db, ["tenants", "limit", "acme", "--max-running", "0"])
+        #expect(badLimit.errors.contains("INVALID_OPTION"), "\(badLimit.errors)")
+        #expect(try await db.client.tenants.get("acme")?.maxRunning == 5)
+        _ = try await WorkflowCommandTests.conveyor(db, ["tenants", "limit", "acme", "--none"])
+        #expect(try await db.client.tenants.get("acme")?.maxRunning == nil)
         let removed = try await WorkflowCommandTests.conveyor(db, ["tenants", "remove", "acme"])
         #expect(removed.output == "tenant acme has the defaults again\n")
         #expect(try await db.client.tenants.get("acme") == nil)

@@ -12,6 +12,7 @@ public struct JobExplanation: Sendable, Hashable {
         case kindNotRegistered = "kind_not_registered"
         case waitingForSlot = "waiting_for_slot"
         case queueAtLimit = "queue_at_limit"
+        case tenantAtLimit = "tenant_at_limit"
         case ready
         case scheduled
         case due
@@ -79,6 +80,8 @@ public struct JobExplanationFacts: Sendable {
     public var pausedPools: Set<String>
     /// Available jobs of the queue ahead of this one in fetch order (capped).
     public var ahead: Int
+    /// The settings of the job's tenant (its namespace), when it has any.
+    public var tenant: TenantInfo?
     /// The job's events, oldest first.
     public var events: [EventRecord]
     /// For a workflow run's job: the run with its steps.
@@ -91,6 +94,7 @@ public struct JobExplanationFacts: Sendable {
         workers: [WorkerPresence],
         pausedPools: Set<String> = [],
         ahead: Int,
+        tenant: TenantInfo? = nil,
         events: [EventRecord],
         run: WorkflowRunRecord?
     ) {
@@ -100,6 +104,7 @@ public struct JobExplanationFacts: Sendable {
         self.workers = workers
         self.pausedPools = pausedPools
         self.ahead = ahead
+        self.tenant = tenant
         self.events = events
         self.run = run
     }
@@ -211,6 +216,18 @@ private struct Explainer {
                 .queueAtLimit,
                 "waiting: queue \(queue) is at its limit of \(limit) running (\(ahead))",
                 action: "raise the limit of queue \(queue), or wait"
+            )
+        }
+        if let tenant = self.facts.tenant, let limit = tenant.maxRunning, let running = tenant.running,
+            running >= limit
+        {
+            self.fields["tenant_max_running"] = "\(limit)"
+            self.fields["tenant_running"] = "\(running)"
+            self.fields["ahead"] = "\(self.facts.ahead)"
+            return self.make(
+                .tenantAtLimit,
+                "waiting: tenant \(tenant.name) is at its limit of \(limit) running (\(ahead))",
+                action: "raise the limit of tenant \(tenant.name), or wait"
             )
         }
         self.fields["slots"] = "\(slots)"
