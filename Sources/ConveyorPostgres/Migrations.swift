@@ -1134,26 +1134,56 @@ enum Migrations {
                 RETURN;
             END IF;
             IF NOT p_fair OR cardinality(v_active) = 1 THEN
-                SELECT coalesce(array_agg(l.id), '{}'), coalesce(array_agg(l.namespace), '{}') INTO v_ids, v_of
-                FROM (
-                    SELECT j.id, d.namespace
-                    FROM (
-                        SELECT c.id, g.namespace, c.priority, c.run_at
-                        FROM unnest(v_open, v_open_caps) AS g(namespace, cap)
+                -- The queue's order over the tenants' next jobs. The first round reads an even part of the fetch
+                -- from each tenant and keeps the jobs up to the earliest last job read of a tenant with more (no
+                -- job left unread comes before it); the second reads what is still missing from each.
+                FOR v_round IN 1..2 LOOP
+                    v_need := p_limit - cardinality(v_ids);
+                    EXIT WHEN v_need = 0;
+                    WITH served AS (
+                        SELECT u.namespace,
+                               least(u.cap - t.taken,
+                                     CASE WHEN v_round = 1 THEN ceil(v_need / cardinality(v_open)::numeric)::integer
+                                          ELSE v_need
+                                     END) AS cap
+                        FROM unnest(v_open, v_open_caps) AS u(namespace, cap)
+                        CROSS JOIN LATERAL (
+                            SELECT count(*)::integer AS taken FROM unnest(v_of) AS o WHERE o = u.namespace
+                        ) AS t
+                    ),
+                    candidates AS (
+                        SELECT c.id, g.namespace, c.priority, c.run_at, g.cap,
+                               row_number() OVER (PARTITION BY g.namespace ORDER BY c.priority, c.run_at, c.id) AS n
+                        FROM served g
                         CROSS JOIN LATERAL (
                             SELECT c.id, c.priority, c.run_at FROM {schema}.jobs c
                             WHERE c.state = 'available' AND c.queue = p_queue AND c.namespace = g.namespace
-                              AND c.run_at <= now()
+                              AND c.run_at <= now() AND c.id <> ALL(v_ids)
                             ORDER BY c.priority, c.run_at, c.id
-                            LIMIT g.cap
+                            LIMIT greatest(g.cap, 0)
                         ) AS c
-                    ) AS d
-                    JOIN {schema}.jobs j ON j.id = d.id
-                    WHERE j.state = 'available'
-                    ORDER BY d.priority, d.run_at, d.id
-                    LIMIT p_limit
-                    FOR UPDATE OF j SKIP LOCKED
-                ) AS l;
+                    ),
+                    bound AS (
+                        SELECT d.priority, d.run_at, d.id FROM candidates d
+                        WHERE v_round = 1 AND d.n = d.cap
+                        ORDER BY d.priority, d.run_at, d.id
+                        LIMIT 1
+                    )
+                    SELECT coalesce(array_agg(l.id), '{}'), coalesce(array_agg(l.namespace), '{}')
+                    INTO v_round_ids, v_round_of
+                    FROM (
+                        SELECT j.id, d.namespace
+                        FROM candidates d
+                        JOIN {schema}.jobs j ON j.id = d.id
+                        WHERE j.state = 'available'
+                          AND NOT EXISTS (SELECT 1 FROM bound b WHERE (d.priority, d.run_at, d.id) > (b.priority, b.run_at, b.id))
+                        ORDER BY d.priority, d.run_at, d.id
+                        LIMIT v_need
+                        FOR UPDATE OF j SKIP LOCKED
+                    ) AS l;
+                    v_ids := v_ids || v_round_ids;
+                    v_of := v_of || v_round_of;
+                END LOOP;
             ELSE
                 DELETE FROM {schema}.fair_shares f
                 WHERE f.ctid IN (

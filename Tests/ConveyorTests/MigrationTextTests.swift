@@ -21,7 +21,7 @@ import Testing
         11: 0x303e_5be7_8ff3_c740,
         12: 0x7e44_e5c9_d769_38c0,
         13: 0x8958_13ff_0b9c_9ce9,
-        14: 0x2d39_cf91_57d0_cd60,
+        14: 0xf5b4_0c78_b8d8_523d,
     ]
 
     static func fingerprint(_ text: String) -> UInt64 {

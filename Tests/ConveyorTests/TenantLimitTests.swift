@@ -49,6 +49,40 @@ import Testing
         #expect(events.first?.performedBy == "test:ops")
     }
 
+    @Test("with limits that do not bind, a first-come queue's fetches take exactly the jobs of its order")
+    func queueOrderAcrossTenants() async throws {
+        let db = try TestDatabase.get()
+        for tenant in ["acme", "bolt", "cato"] {
+            try await db.client.tenants.setConcurrencyLimit(tenant, maxRunning: 100)
+        }
+        // Interleaved tenants, uneven backlogs, and a few urgent jobs of one tenant enqueued last.
+        var requests: [JobRequest] = []
+        for index in 0..<40 {
+            let tenant = ["acme", "bolt", "cato", "acme"][index % 4]
+            requests.append(
+                JobRequest(Echo(value: index), options: .init(queue: "mixed", priority: 5, namespace: tenant))
+            )
+        }
+        for index in 0..<3 {
+            requests.append(
+                JobRequest(Echo(value: index), options: .init(queue: "mixed", priority: 0, namespace: "cato"))
+            )
+        }
+        _ = try await db.client.jobs.enqueue(requests)
+        for size in [7, 1, 10, 25] {
+            let expected = try await db.execute(
+                """
+                SELECT id FROM {schema}.jobs WHERE queue = 'mixed' AND state = 'available'
+                ORDER BY priority, run_at, id LIMIT \(size)
+                """
+            )
+            var ids: [Int64] = []
+            for try await id in expected.decode(Int64.self) { ids.append(id) }
+            let leased = try await db.lease(size, queue: "mixed", as: "w1", for: .seconds(60))
+            #expect(leased.map(\.id.rawValue).sorted() == ids.sorted(), "a fetch of \(size)")
+        }
+    }
+
     @Test("a limit set on a busy tenant counts its running jobs, and one lowered below them takes none")
     func limitOnABusyTenant() async throws {
         let db = try TestDatabase.get()

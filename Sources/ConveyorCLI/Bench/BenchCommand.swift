@@ -27,7 +27,8 @@ struct BenchCommand: AsyncParsableCommand {
         parsing: .upToNextOption,
         help: """
             Workloads to run: w1 w1d (W1 beside the dashboard) w1l (W1 under a queue concurrency limit) w1f (W1 in \
-            a fair queue over --fair-tenants tenants, under the limit too) w2 w3 w4 w5 w5f (W5 in a fair queue) w6 \
+            a fair queue over --fair-tenants tenants, under the limit too) w1t (W1 over --fair-tenants tenants, \
+            each limited to --tenant-limit) w2 w3 w4 w5 w5f (W5 in a fair queue) w6 \
             w8 w9 idle, or all (default: w1 w2 idle).
             """
     )
@@ -48,7 +49,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "W5 enqueue rate, jobs/s.") var rate: Int = 1000
     @Option(help: "W5 duration in seconds.") var duration: Int = 60
     @Option(help: "W5 tenants the jobs are spread over.") var tenants: Int = 100
-    @Option(help: "W1f tenants the jobs are spread over.") var fairTenants: Int = 10
+    @Option(help: "W1f and W1t tenants the jobs are spread over.") var fairTenants: Int = 10
+    @Option(help: "W1t: each tenant's concurrency limit.") var tenantLimit: Int = 1000
     @Option(help: "W6 backlog per unit of weight (tenants of weight 1, 2 and 3).") var fairJobs: Int = 20_000
     @Option(help: "Idle measurement window in seconds.") var idleSeconds: Int = 20
     @Option(help: "W8 immediate restarts of the private server during the drain.") var restarts: Int = 5
@@ -109,7 +111,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    static let allWorkloads = ["w1", "w1d", "w1l", "w1f", "w2", "w3", "w4", "w5", "w5f", "w6", "w8", "w9", "idle"]
+    static let allWorkloads = [
+        "w1", "w1d", "w1l", "w1f", "w1t", "w2", "w3", "w4", "w5", "w5f", "w6", "w8", "w9", "idle",
+    ]
 
     private func status(_ line: String) {
         if !self.json {
@@ -155,20 +159,23 @@ struct BenchCommand: AsyncParsableCommand {
                 var figures: [Measurement] = []
                 // W1, W1d, W1l and W1f take turns going first, and each starts without the others' tables: a later
                 // drain otherwise shares the machine with autovacuum working through an earlier one's rows.
-                let drains = ["w1", "w1d", "w1l", "w1f"].filter { selected.contains($0) }
+                let drains = ["w1", "w1d", "w1l", "w1f", "w1t"].filter { selected.contains($0) }
                 for drain in run % 2 == 1 ? drains : drains.reversed() {
                     let what =
                         switch drain {
                         case "w1d": "W1 drain beside the dashboard refreshed every second"
                         case "w1l": "W1 drain under a concurrency limit of \(self.queueLimit)"
                         case "w1f": "W1 drain, fair over \(self.fairTenants) tenants, limit \(self.queueLimit)"
+                        case "w1t": "W1 drain over \(self.fairTenants) tenants limited to \(self.tenantLimit) each"
                         default: "W1 drain of \(self.jobs) jobs"
                         }
                     self.status("run \(run)/\(self.runs): \(what) …")
                     figures += try await workloads.drain(
                         dashboard: drain == "w1d",
                         concurrencyLimit: drain == "w1l" || drain == "w1f" ? self.queueLimit : nil,
-                        fairTenants: drain == "w1f" ? self.fairTenants : nil
+                        fairTenants: drain == "w1f" ? self.fairTenants : nil,
+                        tenantLimit: drain == "w1t" ? self.tenantLimit : nil,
+                        limitedTenants: self.fairTenants
                     )
                     if drains.count > 1 { try await environment.dropBenchSchemas(except: prefilled?.schema) }
                 }

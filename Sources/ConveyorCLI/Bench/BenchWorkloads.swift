@@ -42,11 +42,15 @@ struct BenchWorkloads: Sendable {
     ///
     /// With `concurrencyLimit`, the bench queue has that limit across every worker (W1l). With `fairTenants`, the
     /// queue is fair and the jobs are spread over that many tenants, one after another (W1f, with a limit too).
+    /// With `tenantLimit`, the jobs are spread over `limitedTenants` tenants of a first-come queue, each with that
+    /// concurrency limit (W1t).
     func drain(
         in prefilled: PrefilledSchema? = nil,
         dashboard: Bool = false,
         concurrencyLimit: Int? = nil,
-        fairTenants: Int? = nil
+        fairTenants: Int? = nil,
+        tenantLimit: Int? = nil,
+        limitedTenants: Int = 10
     ) async throws -> [Measurement] {
         let env = self.environment
         let (schema, client) =
@@ -54,7 +58,15 @@ struct BenchWorkloads: Sendable {
         let prefix =
             if prefilled != nil { "W4" } else if dashboard { "W1 with dashboard" } else if fairTenants != nil {
                 "W1 fair and limited"
-            } else if concurrencyLimit != nil { "W1 limited" } else { "W1" }
+            } else if concurrencyLimit != nil { "W1 limited" } else if tenantLimit != nil {
+                "W1 tenant-limited"
+            } else { "W1" }
+        let tenants = fairTenants ?? (tenantLimit != nil ? limitedTenants : 1)
+        if let tenantLimit {
+            for tenant in 0..<tenants {
+                try await client.tenants.setConcurrencyLimit("tenant-\(tenant)", maxRunning: tenantLimit)
+            }
+        }
         if let concurrencyLimit {
             try await client.queues.setConcurrencyLimit("bench", maxRunning: concurrencyLimit)
         }
@@ -77,7 +89,7 @@ struct BenchWorkloads: Sendable {
             self.jobs,
             inBatchesOf: batchSize,
             queue: "bench",
-            namespaces: fairTenants ?? 1,
+            namespaces: tenants,
             client: client
         )
         let enqueueSeconds = (clock.now - start).inSeconds
@@ -149,7 +161,7 @@ struct BenchWorkloads: Sendable {
                 Measurement(name: "\(prefix): overview refreshes", unit: "", value: Double(refreshes)),
             ]
         }
-        if prefilled == nil && fairTenants == nil {
+        if prefilled == nil && fairTenants == nil && tenantLimit == nil {
             // One job per call and per transaction, from one task: what an app's request handler does.
             let singles = min(2000, self.jobs)
             let singleStart = clock.now
